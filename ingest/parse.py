@@ -1,0 +1,221 @@
+"""Pure parsing: (topic, payload, receive time, registry) -> rows, dead letters, status events.
+
+No I/O and no clock here; the worker passes `received_at` and the registry snapshot in.
+Every refusal becomes a DeadLetter whose reason names the field, so nothing is dropped
+silently and one bad element of a gateway batch never takes its good siblings with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from urbanwatch.models import (
+    DEVICE_ID_RE,
+    READING_MODELS,
+    Reading,
+    Timestamp,
+    describe_errors,
+    measurement_fields,
+)
+from urbanwatch.topics import GATEWAY, parse_topic
+
+# Fields that address a reading rather than measure it; never stored in `extra`.
+ADDRESS_FIELDS = frozenset({"device_id", "kind"})
+FIELDS = {kind: measurement_fields(kind) for kind in READING_MODELS}
+_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    prefix: str
+    max_payload_bytes: int = 256 * 1024
+    max_future: timedelta = timedelta(minutes=5)
+    max_age: timedelta | None = timedelta(hours=72)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A validated reading in its table's column order: ts, device_id, received_at, fields…, extra."""
+
+    kind: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    payload: bytes
+    received_at: datetime
+    reason_code: str
+    reason: str
+    device_id: str | None = None
+    element_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    device_id: str
+    ts: datetime
+    status: str
+    received_at: datetime
+    detail: dict[str, Any] | None
+
+
+@dataclass
+class Parsed:
+    rows: list[Row] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    status: list[StatusEvent] = field(default_factory=list)
+
+    def extend(self, other: Parsed) -> None:
+        self.rows.extend(other.rows)
+        self.dead.extend(other.dead)
+        self.status.extend(other.status)
+
+
+class StatusMessage(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    status: str = Field(pattern=r"^[a-z_]{1,32}$")
+    ts: Timestamp | None = None
+
+
+class Refused(Exception):
+    """One reading (or message) refused, with a reason code and a reason naming the field."""
+
+    def __init__(self, code: str, reason: str, device_id: str | None = None):
+        super().__init__(reason)
+        self.code, self.reason, self.device_id = code, reason, device_id
+
+
+def _error_code(exc: ValidationError) -> str:
+    types = {e["type"] for e in exc.errors()}
+    if "missing" in types:
+        return "missing_field"
+    if types <= _RANGE_ERRORS:
+        return "out_of_range"
+    if all(not e["loc"] for e in exc.errors()):
+        return "no_measurement"
+    return "invalid_field"
+
+
+def _check_time(ts: datetime, received_at: datetime, limits: Limits) -> None:
+    if ts - received_at > limits.max_future:
+        ahead = (ts - received_at).total_seconds()
+        raise Refused("future_timestamp", f"ts: {ts.isoformat()} is {ahead:.0f} s ahead of the "
+                      f"server clock (limit {limits.max_future.total_seconds():.0f} s)")
+    if limits.max_age is not None and received_at - ts > limits.max_age:
+        raise Refused("stale_timestamp", f"ts: {ts.isoformat()} is older than the accepted "
+                      f"{limits.max_age.total_seconds() / 3600:g} h")
+
+
+def parse_reading(kind: str, device_id: str, body: dict[str, Any], received_at: datetime,
+                  limits: Limits, where: str = "") -> Row:
+    """Validate one reading of a known kind; raises Refused."""
+    data = {k: v for k, v in body.items() if k not in ADDRESS_FIELDS}
+    try:
+        reading: Reading = READING_MODELS[kind].model_validate(data)
+    except ValidationError as exc:
+        raise Refused(_error_code(exc), describe_errors(exc, where), device_id) from None
+    try:
+        _check_time(reading.ts, received_at, limits)
+    except Refused as exc:
+        raise Refused(exc.code, where + exc.reason, device_id) from None
+    values = reading.__dict__
+    extra = reading.model_extra or None
+    return Row(kind, (reading.ts, device_id, received_at, *[values[f] for f in FIELDS[kind]], extra))
+
+
+def _resolve_kind(device_id: str, kinds: Mapping[str, str], claimed: str | None) -> str:
+    kind = kinds.get(device_id)
+    if kind is None:
+        raise Refused("unknown_device", f"device_id: {device_id!r} is not in the registry", device_id)
+    if claimed is not None and claimed != kind:
+        raise Refused("kind_mismatch", f"kind: {device_id!r} is registered as {kind}, "
+                      f"the message says {claimed}", device_id)
+    return kind
+
+
+def parse_message(topic: str, payload: bytes, received_at: datetime,
+                  kinds: Mapping[str, str], limits: Limits) -> Parsed:
+    """Turn one MQTT message into rows, dead letters and status events. Never raises."""
+    out = Parsed()
+
+    def refuse(code: str, reason: str, device_id: str | None = None, index: int | None = None) -> Parsed:
+        out.dead.append(DeadLetter(topic, payload, received_at, code, reason, device_id, index))
+        return out
+
+    if len(payload) > limits.max_payload_bytes:
+        return refuse("oversized", f"payload: {len(payload)} bytes exceeds the limit of "
+                      f"{limits.max_payload_bytes}")
+    parts = parse_topic(limits.prefix, topic)
+    if parts is None:
+        return refuse("bad_topic", f"topic: {topic!r} does not match {limits.prefix}/<kind>/<device_id>/"
+                      "telemetry|status with a known kind")
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return refuse("invalid_json", f"payload: not valid JSON ({exc})", parts.device_id)
+
+    if parts.channel == "status":
+        return _parse_status(parts.kind, parts.device_id, body, received_at, kinds, refuse, out)
+    if parts.kind == GATEWAY:
+        return _parse_gateway(body, received_at, kinds, limits, refuse, out)
+    if not isinstance(body, dict):
+        return refuse("invalid_json", "payload: must be a JSON object", parts.device_id)
+    if "device_id" in body and body["device_id"] != parts.device_id:
+        return refuse("invalid_field", f"device_id: {body['device_id']!r} does not match the topic's "
+                      f"{parts.device_id!r}", parts.device_id)
+    try:
+        kind = _resolve_kind(parts.device_id, kinds, parts.kind)
+        out.rows.append(parse_reading(kind, parts.device_id, body, received_at, limits))
+    except Refused as exc:
+        refuse(exc.code, exc.reason, parts.device_id)
+    return out
+
+
+def _parse_gateway(body: Any, received_at: datetime, kinds: Mapping[str, str], limits: Limits,
+                   refuse: Any, out: Parsed) -> Parsed:
+    if not isinstance(body, list):
+        return refuse("invalid_json", "payload: a gateway batch must be a JSON array of readings")  # type: ignore[no-any-return]
+    for index, element in enumerate(body):
+        where = f"[{index}]."
+        if not isinstance(element, dict):
+            refuse("invalid_json", f"{where[:-1]}: each element must be a JSON object", None, index)
+            continue
+        device_id = element.get("device_id")
+        if not isinstance(device_id, str) or not DEVICE_ID_RE.match(device_id):
+            refuse("missing_field" if device_id is None else "invalid_field",
+                   f"{where}device_id: required, a string of letters, digits and _.:-", None, index)
+            continue
+        claimed = element.get("kind")
+        try:
+            kind = _resolve_kind(device_id, kinds, claimed if isinstance(claimed, str) else None)
+            out.rows.append(parse_reading(kind, device_id, element, received_at, limits, where))
+        except Refused as exc:
+            reason = exc.reason if exc.reason.startswith(where) else where + exc.reason
+            refuse(exc.code, reason, device_id, index)
+    return out
+
+
+def _parse_status(kind: str, device_id: str, body: Any, received_at: datetime,
+                  kinds: Mapping[str, str], refuse: Any, out: Parsed) -> Parsed:
+    if isinstance(body, str):  # a bare "online" / "offline", as last-will messages often are
+        body = {"status": body}
+    if not isinstance(body, dict):
+        return refuse("invalid_json", "payload: a status must be a JSON object or string", device_id)  # type: ignore[no-any-return]
+    try:
+        _resolve_kind(device_id, kinds, kind)
+        message = StatusMessage.model_validate(body)
+    except Refused as exc:
+        return refuse(exc.code, exc.reason, device_id)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        return refuse(_error_code(exc), describe_errors(exc), device_id)  # type: ignore[no-any-return]
+    out.status.append(StatusEvent(device_id, message.ts or received_at, message.status,
+                                  received_at, message.model_extra or None))
+    return out

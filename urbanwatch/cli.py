@@ -1,0 +1,132 @@
+"""The `urbanwatch` command. Core subcommands live here; services add theirs through the
+`urbanwatch.commands` entry-point group (see pyproject.toml), so this shared package never
+imports a service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from urbanwatch import __version__, db, queries, registry
+from urbanwatch.migrate import migrate
+from urbanwatch.settings import Settings
+
+logger = logging.getLogger("urbanwatch")
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    created = db.ensure_database(settings.database_url)
+    with db.connect(settings.database_url, autocommit=True) as conn:
+        result = migrate(conn, args.storage)
+    where = db.describe(settings.database_url)
+    if result.storage == "timescale":
+        print(f"{where}: TimescaleDB {result.timescale_version} found: hypertables, compression, "
+              "retention and hourly continuous aggregates")
+    else:
+        print(f"{where}: TimescaleDB not available: plain PostgreSQL storage (BRIN indexes, "
+              "date_bin rollups refreshed by ingest)")
+    if created:
+        print(f"created database {where}")
+    names = ", ".join(f"{m.version:03d}_{m.name}" for m in result.applied)
+    print(f"applied {len(result.applied)} migration(s){': ' + names if names else ' (up to date)'}")
+    return 0
+
+
+def cmd_devices_import(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"error: no such file: {path}", file=sys.stderr)
+        return 2
+    with db.connect(settings.database_url, autocommit=True) as conn:
+        try:
+            report = registry.import_file(conn, path, progress=not args.quiet)
+        except ValueError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return 2
+    for where, reason in report.errors[: args.max_errors]:
+        print(f"{path}:{where}: {reason}", file=sys.stderr)
+    if len(report.errors) > args.max_errors:
+        print(f"... and {len(report.errors) - args.max_errors} more bad rows", file=sys.stderr)
+    print(f"imported {report.imported} device(s); {len(report.errors)} bad row(s) skipped")
+    return 0 if report.ok else 1
+
+
+def cmd_devices_count(args: argparse.Namespace, settings: Settings) -> int:
+    with db.connect(settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT kind, district, count(*) FROM devices GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+    for kind, district, n in rows:
+        print(f"{kind:12} {district:12} {n:8}")
+    print(f"{'total':25} {sum(r[2] for r in rows):8}")
+    return 0
+
+
+def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
+    with db.connect(settings.database_url, autocommit=True) as conn:
+        print(queries.refresh_rollups(conn))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="urbanwatch",
+        description="Watch a city's street infrastructure live and track its improvement plan. "
+        "Settings come from the environment: DATABASE_URL, MQTT_URL, MQTT_TOPIC_PREFIX "
+        "(see README.md).",
+    )
+    parser.add_argument("--version", action="version", version=f"urbanwatch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("migrate", help="create the database if needed and apply the schema",
+                       description="Create the database if it is missing and apply every pending "
+                       "migration. Uses TimescaleDB when the server can load it.")
+    p.add_argument("--storage", choices=("auto", "timescale", "plain"), default="auto",
+                   help="storage back-end for a new database (default: auto-detect)")
+    p.set_defaults(func=cmd_migrate)
+
+    devices = sub.add_parser("devices", help="the device registry",
+                             description="Manage the device registry.")
+    dsub = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("import", help="upsert devices from a CSV or GeoJSON file",
+                        description="Upsert devices from CSV (columns device_id,kind,district,lat,"
+                        "lon plus optional status,installed_at,commissioned_at and attribute "
+                        "columns) or GeoJSON points (properties as the CSV columns). Good rows "
+                        "are imported; each bad row is reported with its line and reason, and "
+                        "the exit status is 1 when any row was bad.")
+    p.add_argument("file", help="a .csv, .geojson or .json file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--max-errors", type=int, default=50, help="bad rows to print (default 50)")
+    p.set_defaults(func=cmd_devices_import)
+    p = dsub.add_parser("count", help="devices per kind and district")
+    p.set_defaults(func=cmd_devices_count)
+
+    p = sub.add_parser("rollup", help="bring the hourly rollups up to date",
+                       description="Materialize complete hours of the <kind>_hourly rollups "
+                       "(refreshes the continuous aggregates on TimescaleDB).")
+    p.set_defaults(func=cmd_rollup)
+
+    for ep in sorted(entry_points(group="urbanwatch.commands"), key=lambda e: e.name):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = Settings()
+    try:
+        return int(args.func(args, settings) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""All configuration, read from the environment (or a `.env` file) in one place.
+
+Build a `Settings()` in a process's `main()` and pass it down; nothing reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = "postgresql://127.0.0.1:5432/urbanwatch"
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_topic_prefix: str = "urbanwatch"
+
+    # --- ingest -------------------------------------------------------------
+    # Rows are written when either bound is reached: big batches make COPY cheap,
+    # the interval bounds how long a reading waits before it is committed.
+    ingest_batch_size: int = Field(5000, ge=1)
+    ingest_flush_interval_s: float = Field(0.2, gt=0)
+    # MQTT 5 Receive Maximum: how many unacknowledged messages the broker may send us.
+    # Acks are sent after commit, so this window must hold a few batches (mqtt_facts.md:
+    # a window of 20 capped ingest at 65 msg/s). It also bounds the worker's buffer.
+    ingest_receive_maximum: int = Field(65535, ge=1, le=65535)
+    ingest_share_group: str = "ingest"
+    # A restarted worker must come back with the same client id to get its session back.
+    ingest_client_id: str = Field(default_factory=lambda: f"urbanwatch-ingest-{socket.gethostname()}")
+    ingest_session_expiry_s: int = Field(3600, ge=0)
+    ingest_max_payload_bytes: int = Field(256 * 1024, ge=64)
+    # Device clocks drift; readings further ahead than this are refused [P].
+    ingest_max_future_s: float = Field(300, ge=0)
+    # DOMAIN.md §6: accept late messages up to 72 h [P]; 0 accepts any age.
+    ingest_max_age_h: float = Field(72, ge=0)
+    ingest_stats_interval_s: float = Field(5, gt=0)
+    # Retry a failed database write after this many seconds, doubling up to the cap.
+    ingest_retry_initial_s: float = Field(0.5, gt=0)
+    ingest_retry_max_s: float = Field(30, gt=0)
+    # How long the device-id -> kind cache trusts itself before re-reading the registry.
+    ingest_registry_ttl_s: float = Field(60, gt=0)
+
+    # --- api ----------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_page_size_max: int = 1000
+
+    @field_validator("mqtt_topic_prefix")
+    @classmethod
+    def _prefix_is_a_topic_level(cls, value: str) -> str:
+        value = value.strip("/")
+        if not value or any(c in value for c in "+#$"):
+            raise ValueError("must be non-empty and free of MQTT wildcards (+ # $)")
+        return value
+
+
+def mqtt_host_port(url: str) -> tuple[str, int]:
+    """Split `mqtt://host:port` into its parts (port 1883 when absent)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "tcp"):
+        raise ValueError(f"MQTT_URL must start with mqtt://, got {url!r}")
+    return parts.hostname or "127.0.0.1", parts.port or 1883
