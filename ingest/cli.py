@@ -1,15 +1,54 @@
-"""`urbanwatch ingest`: run the MQTT -> database worker."""
+"""`urbanwatch ingest`: run the MQTT -> database worker until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import threading
 from typing import Any
+
+from ingest.worker import Worker
+from urbanwatch import db
+from urbanwatch.settings import Settings
+
+logger = logging.getLogger("ingest")
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("ingest", help="run the MQTT -> database ingest worker")
+    p = sub.add_parser(
+        "ingest",
+        help="run the MQTT -> database ingest worker",
+        description="Subscribe (MQTT 5, QoS 1, shared subscription) to every device's telemetry "
+        "and status topics, validate each reading and write batches with COPY. A message is "
+        "acknowledged only after its rows are committed or it is dead-lettered. Run several "
+        "workers, each with its own --client-id, to split the load. Tunables: INGEST_* "
+        "environment variables (README.md).",
+    )
+    p.add_argument(
+        "--client-id",
+        help="MQTT client id; a restarted worker must reuse it to get "
+        "its queued messages back (default: INGEST_CLIENT_ID or urbanwatch-ingest-<host>)",
+    )
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace, settings: Any) -> int:
-    raise NotImplementedError
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    worker = Worker(settings, client_id=args.client_id)
+    try:
+        worker.start()
+    except Exception as exc:
+        logger.error(
+            "cannot start ingest against %s: %s (did you run `urbanwatch migrate`?)",
+            db.describe(settings.database_url),
+            exc,
+        )
+        return 1
+    logger.info("ingest running; Ctrl-C to stop")
+    done.wait()
+    logger.info("stopping: committing and acknowledging what is buffered")
+    worker.stop()
+    return 0

@@ -41,7 +41,7 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A validated reading in its table's column order: ts, device_id, received_at, fields…, extra."""
+    """A validated reading in table column order: ts, device_id, received_at, fields…, extra."""
 
     kind: str
     values: tuple[Any, ...]
@@ -107,15 +107,27 @@ def _error_code(exc: ValidationError) -> str:
 def _check_time(ts: datetime, received_at: datetime, limits: Limits) -> None:
     if ts - received_at > limits.max_future:
         ahead = (ts - received_at).total_seconds()
-        raise Refused("future_timestamp", f"ts: {ts.isoformat()} is {ahead:.0f} s ahead of the "
-                      f"server clock (limit {limits.max_future.total_seconds():.0f} s)")
+        raise Refused(
+            "future_timestamp",
+            f"ts: {ts.isoformat()} is {ahead:.0f} s ahead of the "
+            f"server clock (limit {limits.max_future.total_seconds():.0f} s)",
+        )
     if limits.max_age is not None and received_at - ts > limits.max_age:
-        raise Refused("stale_timestamp", f"ts: {ts.isoformat()} is older than the accepted "
-                      f"{limits.max_age.total_seconds() / 3600:g} h")
+        raise Refused(
+            "stale_timestamp",
+            f"ts: {ts.isoformat()} is older than the accepted "
+            f"{limits.max_age.total_seconds() / 3600:g} h",
+        )
 
 
-def parse_reading(kind: str, device_id: str, body: dict[str, Any], received_at: datetime,
-                  limits: Limits, where: str = "") -> Row:
+def parse_reading(
+    kind: str,
+    device_id: str,
+    body: dict[str, Any],
+    received_at: datetime,
+    limits: Limits,
+    where: str = "",
+) -> Row:
     """Validate one reading of a known kind; raises Refused."""
     data = {k: v for k, v in body.items() if k not in ADDRESS_FIELDS}
     try:
@@ -128,35 +140,50 @@ def parse_reading(kind: str, device_id: str, body: dict[str, Any], received_at: 
         raise Refused(exc.code, where + exc.reason, device_id) from None
     values = reading.__dict__
     extra = reading.model_extra or None
-    return Row(kind, (reading.ts, device_id, received_at, *[values[f] for f in FIELDS[kind]], extra))
+    return Row(
+        kind, (reading.ts, device_id, received_at, *[values[f] for f in FIELDS[kind]], extra)
+    )
 
 
 def _resolve_kind(device_id: str, kinds: Mapping[str, str], claimed: str | None) -> str:
     kind = kinds.get(device_id)
     if kind is None:
-        raise Refused("unknown_device", f"device_id: {device_id!r} is not in the registry", device_id)
+        raise Refused(
+            "unknown_device", f"device_id: {device_id!r} is not in the registry", device_id
+        )
     if claimed is not None and claimed != kind:
-        raise Refused("kind_mismatch", f"kind: {device_id!r} is registered as {kind}, "
-                      f"the message says {claimed}", device_id)
+        raise Refused(
+            "kind_mismatch",
+            f"kind: {device_id!r} is registered as {kind}, the message says {claimed}",
+            device_id,
+        )
     return kind
 
 
-def parse_message(topic: str, payload: bytes, received_at: datetime,
-                  kinds: Mapping[str, str], limits: Limits) -> Parsed:
+def parse_message(
+    topic: str, payload: bytes, received_at: datetime, kinds: Mapping[str, str], limits: Limits
+) -> Parsed:
     """Turn one MQTT message into rows, dead letters and status events. Never raises."""
     out = Parsed()
 
-    def refuse(code: str, reason: str, device_id: str | None = None, index: int | None = None) -> Parsed:
+    def refuse(
+        code: str, reason: str, device_id: str | None = None, index: int | None = None
+    ) -> Parsed:
         out.dead.append(DeadLetter(topic, payload, received_at, code, reason, device_id, index))
         return out
 
     if len(payload) > limits.max_payload_bytes:
-        return refuse("oversized", f"payload: {len(payload)} bytes exceeds the limit of "
-                      f"{limits.max_payload_bytes}")
+        return refuse(
+            "oversized",
+            f"payload: {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}",
+        )
     parts = parse_topic(limits.prefix, topic)
     if parts is None:
-        return refuse("bad_topic", f"topic: {topic!r} does not match {limits.prefix}/<kind>/<device_id>/"
-                      "telemetry|status with a known kind")
+        return refuse(
+            "bad_topic",
+            f"topic: {topic!r} does not match {limits.prefix}/<kind>/<device_id>/"
+            "telemetry|status with a known kind",
+        )
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -169,8 +196,11 @@ def parse_message(topic: str, payload: bytes, received_at: datetime,
     if not isinstance(body, dict):
         return refuse("invalid_json", "payload: must be a JSON object", parts.device_id)
     if "device_id" in body and body["device_id"] != parts.device_id:
-        return refuse("invalid_field", f"device_id: {body['device_id']!r} does not match the topic's "
-                      f"{parts.device_id!r}", parts.device_id)
+        return refuse(
+            "invalid_field",
+            f"device_id: {body['device_id']!r} does not match the topic's {parts.device_id!r}",
+            parts.device_id,
+        )
     try:
         kind = _resolve_kind(parts.device_id, kinds, parts.kind)
         out.rows.append(parse_reading(kind, parts.device_id, body, received_at, limits))
@@ -179,8 +209,14 @@ def parse_message(topic: str, payload: bytes, received_at: datetime,
     return out
 
 
-def _parse_gateway(body: Any, received_at: datetime, kinds: Mapping[str, str], limits: Limits,
-                   refuse: Any, out: Parsed) -> Parsed:
+def _parse_gateway(
+    body: Any,
+    received_at: datetime,
+    kinds: Mapping[str, str],
+    limits: Limits,
+    refuse: Any,
+    out: Parsed,
+) -> Parsed:
     if not isinstance(body, list):
         return refuse("invalid_json", "payload: a gateway batch must be a JSON array of readings")  # type: ignore[no-any-return]
     for index, element in enumerate(body):
@@ -190,8 +226,12 @@ def _parse_gateway(body: Any, received_at: datetime, kinds: Mapping[str, str], l
             continue
         device_id = element.get("device_id")
         if not isinstance(device_id, str) or not DEVICE_ID_RE.match(device_id):
-            refuse("missing_field" if device_id is None else "invalid_field",
-                   f"{where}device_id: required, a string of letters, digits and _.:-", None, index)
+            refuse(
+                "missing_field" if device_id is None else "invalid_field",
+                f"{where}device_id: required, a string of letters, digits and _.:-",
+                None,
+                index,
+            )
             continue
         claimed = element.get("kind")
         try:
@@ -203,12 +243,21 @@ def _parse_gateway(body: Any, received_at: datetime, kinds: Mapping[str, str], l
     return out
 
 
-def _parse_status(kind: str, device_id: str, body: Any, received_at: datetime,
-                  kinds: Mapping[str, str], refuse: Any, out: Parsed) -> Parsed:
+def _parse_status(
+    kind: str,
+    device_id: str,
+    body: Any,
+    received_at: datetime,
+    kinds: Mapping[str, str],
+    refuse: Any,
+    out: Parsed,
+) -> Parsed:
     if isinstance(body, str):  # a bare "online" / "offline", as last-will messages often are
         body = {"status": body}
     if not isinstance(body, dict):
-        return refuse("invalid_json", "payload: a status must be a JSON object or string", device_id)  # type: ignore[no-any-return]
+        return refuse(
+            "invalid_json", "payload: a status must be a JSON object or string", device_id
+        )  # type: ignore[no-any-return]
     try:
         _resolve_kind(device_id, kinds, kind)
         message = StatusMessage.model_validate(body)
@@ -216,6 +265,13 @@ def _parse_status(kind: str, device_id: str, body: Any, received_at: datetime,
         return refuse(exc.code, exc.reason, device_id)  # type: ignore[no-any-return]
     except ValidationError as exc:
         return refuse(_error_code(exc), describe_errors(exc), device_id)  # type: ignore[no-any-return]
-    out.status.append(StatusEvent(device_id, message.ts or received_at, message.status,
-                                  received_at, message.model_extra or None))
+    out.status.append(
+        StatusEvent(
+            device_id,
+            message.ts or received_at,
+            message.status,
+            received_at,
+            message.model_extra or None,
+        )
+    )
     return out

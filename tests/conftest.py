@@ -29,8 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/postgres")
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.05,
-             what: str = "condition") -> object:
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> object:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -53,7 +57,9 @@ def _create_database(admin_url: str, name: str, template: str | None = None) -> 
 
 def _drop_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +99,9 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 def _timescale_admin_url() -> tuple[str | None, str]:
-    candidates = [os.environ["TIMESCALE_TEST_URL"]] if os.environ.get("TIMESCALE_TEST_URL") else [ADMIN_URL]
+    candidates = (
+        [os.environ["TIMESCALE_TEST_URL"]] if os.environ.get("TIMESCALE_TEST_URL") else [ADMIN_URL]
+    )
     for url in candidates:
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=3) as conn:
@@ -136,7 +144,9 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
-        pytest.fail("mosquitto is not installed (apt-get install mosquitto) and TEST_MQTT_URL is unset")
+        pytest.fail(
+            "mosquitto is not installed (apt-get install mosquitto) and TEST_MQTT_URL is unset"
+        )
     port = _free_port()
     folder = tmp_path_factory.mktemp("mosquitto")
     conf = folder / "mosquitto.conf"

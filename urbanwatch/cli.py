@@ -23,11 +23,15 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         result = migrate(conn, args.storage)
     where = db.describe(settings.database_url)
     if result.storage == "timescale":
-        print(f"{where}: TimescaleDB {result.timescale_version} found: hypertables, compression, "
-              "retention and hourly continuous aggregates")
+        print(
+            f"{where}: TimescaleDB {result.timescale_version} found: hypertables, compression, "
+            "retention and hourly continuous aggregates"
+        )
     else:
-        print(f"{where}: TimescaleDB not available: plain PostgreSQL storage (BRIN indexes, "
-              "date_bin rollups refreshed by ingest)")
+        print(
+            f"{where}: TimescaleDB not available: plain PostgreSQL storage (BRIN indexes, "
+            "date_bin rollups refreshed by ingest)"
+        )
     if created:
         print(f"created database {where}")
     names = ", ".join(f"{m.version:03d}_{m.name}" for m in result.applied)
@@ -82,22 +86,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("migrate", help="create the database if needed and apply the schema",
-                       description="Create the database if it is missing and apply every pending "
-                       "migration. Uses TimescaleDB when the server can load it.")
-    p.add_argument("--storage", choices=("auto", "timescale", "plain"), default="auto",
-                   help="storage back-end for a new database (default: auto-detect)")
+    p = sub.add_parser(
+        "migrate",
+        help="create the database if needed and apply the schema",
+        description="Create the database if it is missing and apply every pending "
+        "migration. Uses TimescaleDB when the server can load it.",
+    )
+    p.add_argument(
+        "--storage",
+        choices=("auto", "timescale", "plain"),
+        default="auto",
+        help="storage back-end for a new database (default: auto-detect)",
+    )
     p.set_defaults(func=cmd_migrate)
 
-    devices = sub.add_parser("devices", help="the device registry",
-                             description="Manage the device registry.")
+    devices = sub.add_parser(
+        "devices", help="the device registry", description="Manage the device registry."
+    )
     dsub = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
-    p = dsub.add_parser("import", help="upsert devices from a CSV or GeoJSON file",
-                        description="Upsert devices from CSV (columns device_id,kind,district,lat,"
-                        "lon plus optional status,installed_at,commissioned_at and attribute "
-                        "columns) or GeoJSON points (properties as the CSV columns). Good rows "
-                        "are imported; each bad row is reported with its line and reason, and "
-                        "the exit status is 1 when any row was bad.")
+    p = dsub.add_parser(
+        "import",
+        help="upsert devices from a CSV or GeoJSON file",
+        description="Upsert devices from CSV (columns device_id,kind,district,lat,"
+        "lon plus optional status,installed_at,commissioned_at and attribute "
+        "columns) or GeoJSON points (properties as the CSV columns). Good rows "
+        "are imported; each bad row is reported with its line and reason, and "
+        "the exit status is 1 when any row was bad.",
+    )
     p.add_argument("file", help="a .csv, .geojson or .json file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--max-errors", type=int, default=50, help="bad rows to print (default 50)")
@@ -105,9 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("count", help="devices per kind and district")
     p.set_defaults(func=cmd_devices_count)
 
-    p = sub.add_parser("rollup", help="bring the hourly rollups up to date",
-                       description="Materialize complete hours of the <kind>_hourly rollups "
-                       "(refreshes the continuous aggregates on TimescaleDB).")
+    p = sub.add_parser(
+        "rollup",
+        help="bring the hourly rollups up to date",
+        description="Materialize complete hours of the <kind>_hourly rollups "
+        "(refreshes the continuous aggregates on TimescaleDB).",
+    )
     p.set_defaults(func=cmd_rollup)
 
     for ep in sorted(entry_points(group="urbanwatch.commands"), key=lambda e: e.name):

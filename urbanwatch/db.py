@@ -29,11 +29,15 @@ def ensure_database(url: str) -> bool:
         return True
 
 
-def connect(url: str, *, autocommit: bool = False, name: str = APPLICATION_NAME) -> psycopg.Connection:
+def connect(
+    url: str, *, autocommit: bool = False, name: str = APPLICATION_NAME
+) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=autocommit, application_name=name)
 
 
-def create_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = APPLICATION_NAME) -> ConnectionPool:
+def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 8, name: str = APPLICATION_NAME
+) -> ConnectionPool:
     return ConnectionPool(
         url,
         min_size=min_size,

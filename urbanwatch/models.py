@@ -75,10 +75,21 @@ class ManholeReading(Reading):
     """Smart cover monitor, DOMAIN.md §2.2."""
 
     PRIMARY: ClassVar[tuple[str, ...]] = (
-        "tilt_deg", "cover_open", "water_distance_m", "water_level_m", "water_over_limit",
-        "ch4_pct_lel", "h2s_ppm", "co_ppm", "o2_pct_vol", "battery_v", "battery_pct",
+        "tilt_deg",
+        "cover_open",
+        "water_distance_m",
+        "water_level_m",
+        "water_over_limit",
+        "ch4_pct_lel",
+        "h2s_ppm",
+        "co_ppm",
+        "o2_pct_vol",
+        "battery_v",
+        "battery_pct",
     )
-    msg_type: Literal["periodic", "alarm", "alarm_clear", "low_battery", "boot", "config_ack"] | None = None
+    msg_type: (
+        Literal["periodic", "alarm", "alarm_clear", "low_battery", "boot", "config_ack"] | None
+    ) = None
     tilt_deg: float | None = _bounded(0, 180)
     tilt_baseline_deg: float | None = _bounded(0, 90)
     cover_open: bool | None = None
@@ -115,7 +126,10 @@ class StreetlightReading(Reading):
     """Single-lamp controller, DOMAIN.md §4.2."""
 
     PRIMARY: ClassVar[tuple[str, ...]] = (
-        "power_state", "active_power_w", "supply_voltage_v", "supply_current_a",
+        "power_state",
+        "active_power_w",
+        "supply_voltage_v",
+        "supply_current_a",
     )
     power_state: Literal["on", "off", "low", "bootingUp"] | None = None
     active_power_w: float | None = _bounded(0, 2000)
@@ -134,7 +148,12 @@ class StreetlightReading(Reading):
 class WatermeterReading(Reading):
     """DMA inlet/outlet flow meter, customer meter or pressure point, DOMAIN.md §5.4."""
 
-    PRIMARY: ClassVar[tuple[str, ...]] = ("flow_m3_h", "fwd_total_m3", "rev_total_m3", "pressure_mpa")
+    PRIMARY: ClassVar[tuple[str, ...]] = (
+        "flow_m3_h",
+        "fwd_total_m3",
+        "rev_total_m3",
+        "pressure_mpa",
+    )
     # Reverse flow is reported through rev_total_m3; a negative rate is impossible (§6).
     flow_m3_h: float | None = _bounded(0, 10_000)
     fwd_total_m3: float | None = _bounded(0, 1e12)

@@ -91,8 +91,14 @@ def create_device(conn: psycopg.Connection, device: DeviceCreate) -> DevicePubli
                 ON CONFLICT (device_id) DO NOTHING
                 RETURNING {DEVICE_COLUMNS}""",
             (
-                device.device_id, device.kind.value, device.district, device.lat, device.lon,
-                device.status.value, device.installed_at, device.commissioned_at,
+                device.device_id,
+                device.kind.value,
+                device.district,
+                device.lat,
+                device.lon,
+                device.status.value,
+                device.installed_at,
+                device.commissioned_at,
                 Jsonb(device.attrs),
             ),
         ).fetchone()
@@ -121,7 +127,9 @@ def update_device(
 def count_readings(conn: psycopg.Connection, kind: str) -> int:
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}")
-    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(f"{kind}_readings"))).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(f"{kind}_readings"))
+    ).fetchone()
     return row[0] if row else 0
 
 
@@ -145,4 +153,3 @@ def refresh_rollups(
         return "refreshed continuous aggregates"
     row = conn.execute("SELECT urbanwatch_refresh_rollups()").fetchone()
     return f"materialized {row[0] if row else 0} hourly rows"
-

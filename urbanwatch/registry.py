@@ -18,7 +18,16 @@ from urbanwatch.models import DeviceCreate, describe_errors
 
 # Columns every CSV must have; any other non-empty column becomes a device attribute.
 REQUIRED_COLUMNS = ("device_id", "kind", "district", "lat", "lon")
-TOP_LEVEL = ("device_id", "kind", "district", "lat", "lon", "status", "installed_at", "commissioned_at")
+TOP_LEVEL = (
+    "device_id",
+    "kind",
+    "district",
+    "lat",
+    "lon",
+    "status",
+    "installed_at",
+    "commissioned_at",
+)
 # Rows go to the database in chunks: big enough for COPY to pay, small enough for a live bar.
 CHUNK_ROWS = 5000
 
@@ -112,10 +121,19 @@ def upsert_devices(conn: psycopg.Connection, devices: list[DeviceCreate]) -> int
                                     commissioned_at, attrs) FROM STDIN"""
         ) as copy:
             for d in latest.values():
-                copy.write_row((
-                    d.device_id, d.kind.value, d.district, d.lat, d.lon, d.status.value,
-                    d.installed_at, d.commissioned_at, json.dumps(d.attrs, ensure_ascii=False),
-                ))
+                copy.write_row(
+                    (
+                        d.device_id,
+                        d.kind.value,
+                        d.district,
+                        d.lat,
+                        d.lon,
+                        d.status.value,
+                        d.installed_at,
+                        d.commissioned_at,
+                        json.dumps(d.attrs, ensure_ascii=False),
+                    )
+                )
         cur.execute(UPSERT_SQL)
         return cur.rowcount
 

@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     ingest_receive_maximum: int = Field(65535, ge=1, le=65535)
     ingest_share_group: str = "ingest"
     # A restarted worker must come back with the same client id to get its session back.
-    ingest_client_id: str = Field(default_factory=lambda: f"urbanwatch-ingest-{socket.gethostname()}")
+    ingest_client_id: str = Field(
+        default_factory=lambda: f"urbanwatch-ingest-{socket.gethostname()}"
+    )
     ingest_session_expiry_s: int = Field(3600, ge=0)
     ingest_max_payload_bytes: int = Field(256 * 1024, ge=64)
     # Device clocks drift; readings further ahead than this are refused [P].

@@ -1,8 +1,8 @@
 """The MQTT topic contract (docs/mqtt.md), shared by ingest and the simulators.
 
-    {prefix}/{kind}/{device_id}/telemetry     one JSON reading
-    {prefix}/gateway/{gateway_id}/telemetry   a JSON array of readings, each with device_id
-    {prefix}/{kind}/{device_id}/status        heartbeat, online/offline, last will
+{prefix}/{kind}/{device_id}/telemetry     one JSON reading
+{prefix}/gateway/{gateway_id}/telemetry   a JSON array of readings, each with device_id
+{prefix}/{kind}/{device_id}/status        heartbeat, online/offline, last will
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def parse_topic(prefix: str, topic: str) -> Topic | None:
     head = prefix + "/"
     if not topic.startswith(head):
         return None
-    parts = topic[len(head):].split("/")
+    parts = topic[len(head) :].split("/")
     if len(parts) != 3:
         return None
     kind, device_id, channel = parts

@@ -1,0 +1,264 @@
+"""The ingest worker: MQTT 5 in, batched COPY out, acknowledgement only after commit.
+
+Threads: paho's network thread puts each message on `inbox`; the writer thread parses,
+batches, commits and then acknowledges. Nothing is acknowledged before it is committed
+(as readings or as a dead letter), so a crash or a database outage loses nothing: the
+broker redelivers what was not acknowledged, and the (device_id, ts) key drops repeats.
+The broker sends at most Receive Maximum unacknowledged messages, which bounds the buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ingest.parse import DeadLetter, Limits, Parsed, parse_message
+from ingest.stats import Stats
+from ingest.store import Store, WriteResult
+from urbanwatch.settings import Settings, mqtt_host_port
+from urbanwatch.topics import subscriptions
+
+logger = logging.getLogger(__name__)
+
+KEEPALIVE_S = 30
+# Plain PostgreSQL storage: how often ingest materializes the hourly rollups.
+ROLLUP_INTERVAL_S = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: datetime
+
+
+class Worker:
+    def __init__(self, settings: Settings, client_id: str | None = None):
+        self.settings = settings
+        self.client_id = client_id or settings.ingest_client_id
+        self.limits = Limits(
+            prefix=settings.mqtt_topic_prefix,
+            max_payload_bytes=settings.ingest_max_payload_bytes,
+            max_future=timedelta(seconds=settings.ingest_max_future_s),
+            max_age=timedelta(hours=settings.ingest_max_age_h)
+            if settings.ingest_max_age_h
+            else None,
+        )
+        # Receive Maximum bounds QoS 1 messages in flight; QoS 0 ones block here when full.
+        self.inbox: queue.Queue[Incoming] = queue.Queue(maxsize=settings.ingest_receive_maximum * 2)
+        self.store = Store(settings.database_url, settings.ingest_registry_ttl_s)
+        self.stats = Stats()
+        self.connected = threading.Event()
+        self._stopping = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        self.client = self._make_client()
+
+    # --- MQTT edge ------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        return client
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: mqtt.ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            logger.error("broker refused the connection: %s", reason)
+            return
+        filters = subscriptions(self.settings.mqtt_topic_prefix, self.settings.ingest_share_group)
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
+        logger.info(
+            "connected to %s as %s (session %s); subscribed to %s",
+            self.settings.mqtt_url,
+            self.client_id,
+            "resumed" if flags.session_present else "new",
+            ", ".join(filters),
+        )
+        self.connected.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason: mqtt.ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self.connected.clear()
+        if not self._stopping.is_set():
+            logger.warning("lost the broker (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self.inbox.put(Incoming(msg.topic, msg.payload, msg.mid, msg.qos, datetime.now(UTC)))
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.store.refresh_kinds()
+        self._storage = self.store.storage()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.ingest_session_expiry_s
+        props.ReceiveMaximum = self.settings.ingest_receive_maximum
+        host, port = mqtt_host_port(self.settings.mqtt_url)
+        self.client.connect_async(
+            host, port, keepalive=KEEPALIVE_S, clean_start=False, properties=props
+        )
+        self.client.loop_start()
+        self._writer.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, commit and acknowledge what is buffered, disconnect.
+        What cannot be committed in time stays unacknowledged and is redelivered later."""
+        self._stopping.set()
+        self._writer.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.store.close()
+        logger.info("stopped: %s", self.stats.totals())
+
+    # --- writer thread -----------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        next_rollup = time.monotonic() + ROLLUP_INTERVAL_S
+        while not self._stopping.is_set() or not self.inbox.empty():
+            batch = self._collect()
+            if batch:
+                self._commit(batch)
+            now = time.monotonic()
+            self.stats.maybe_log(now, self.inbox.qsize(), self.settings.ingest_stats_interval_s)
+            if self._storage == "plain" and now >= next_rollup:
+                next_rollup = now + ROLLUP_INTERVAL_S
+                self._refresh_rollups()
+
+    def _collect(self) -> list[Incoming]:
+        """Messages until the batch holds `ingest_batch_size` readings or the interval passes."""
+        batch: list[Incoming] = []
+        size = 0
+        deadline = time.monotonic() + self.settings.ingest_flush_interval_s
+        while size < self.settings.ingest_batch_size:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                break
+            try:
+                item = self.inbox.get(timeout=timeout)
+            except queue.Empty:
+                break
+            batch.append(item)
+            # A gateway batch counts by its rough reading count; the exact count comes at parse.
+            size += max(1, item.payload.count(b'"device_id"'))
+        return batch
+
+    def _parse(self, batch: list[Incoming]) -> list[Parsed]:
+        self.store.refresh_kinds()
+        results = [
+            parse_message(m.topic, m.payload, m.received_at, self.store.kinds, self.limits)
+            for m in batch
+        ]
+        unknown = {
+            d.device_id
+            for p in results
+            for d in p.dead
+            if d.reason_code == "unknown_device" and d.device_id
+        }
+        if unknown and self.store.look_up(unknown):  # devices registered since the last reload
+            results = [
+                parse_message(m.topic, m.payload, m.received_at, self.store.kinds, self.limits)
+                if any(d.reason_code == "unknown_device" for d in p.dead)
+                else p
+                for m, p in zip(batch, results, strict=True)
+            ]
+        return results
+
+    def _commit(self, batch: list[Incoming]) -> None:
+        """Store the batch, retrying with backoff while the database is unreachable, then ack."""
+        delay = self.settings.ingest_retry_initial_s
+        while True:
+            try:
+                result = self._store(batch)
+                break
+            except psycopg.OperationalError as exc:
+                self.store.reset()
+                if self._stopping.is_set():
+                    logger.error(
+                        "database unavailable while stopping; %d message(s) stay "
+                        "unacknowledged and will be redelivered",
+                        len(batch),
+                    )
+                    return
+                first_line = (
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                )
+                logger.warning(
+                    "database unavailable (%s); holding %d message(s), retrying in %.1f s",
+                    first_line,
+                    len(batch),
+                    delay,
+                )
+                self._stopping.wait(delay)
+                delay = min(delay * 2, self.settings.ingest_retry_max_s)
+        for m in batch:
+            if m.qos > 0:
+                self.client.ack(m.mid, m.qos)
+        self.stats.record(len(batch), result, batch[0].received_at)
+
+    def _store(self, batch: list[Incoming]) -> WriteResult:
+        parsed = self._parse(batch)
+        merged = Parsed()
+        for p in parsed:
+            merged.extend(p)
+        try:
+            return self.store.write(merged)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:  # the data, not the connection: find the culprit
+            logger.warning("batch refused by the database (%s); writing message by message", exc)
+            return self._write_isolated(batch, parsed)
+
+    def _write_isolated(self, batch: list[Incoming], parsed: list[Parsed]) -> WriteResult:
+        """Write each message alone; one the database refuses becomes a dead letter."""
+        results = []
+        for m, p in zip(batch, parsed, strict=True):
+            try:
+                results.append(self.store.write(p))
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                reason = f"database: {str(exc).strip().splitlines()[0]}"
+                dead = DeadLetter(m.topic, m.payload, m.received_at, "db_rejected", reason)
+                results.append(self.store.write(Parsed(dead=[dead])))
+        return WriteResult(*(sum(column) for column in zip(*results, strict=True)))
+
+    def _refresh_rollups(self) -> None:
+        try:
+            written = self.store.refresh_rollups()
+            logger.info("rollups: materialized %d hourly row(s)", written)
+        except psycopg.Error as exc:
+            self.store.reset()
+            logger.warning("rollup refresh failed (%s); will retry", exc)
