@@ -7,6 +7,7 @@ silently and one bad element of a gateway batch never takes its good siblings wi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from urbanwatch.topics import GATEWAY, parse_topic
 # Fields that address a reading rather than measure it; never stored in `extra`.
 ADDRESS_FIELDS = frozenset({"device_id", "kind"})
 FIELDS = {kind: measurement_fields(kind) for kind in READING_MODELS}
+_PLAIN_STATUS = re.compile(rb"^[a-z_]{1,32}$")
 _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
 
@@ -187,7 +189,10 @@ def parse_message(
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        return refuse("invalid_json", f"payload: not valid JSON ({exc})", parts.device_id)
+        if parts.channel == "status" and _PLAIN_STATUS.match(payload):
+            body = payload.decode()  # last-will messages are often bare text: offline
+        else:
+            return refuse("invalid_json", f"payload: not valid JSON ({exc})", parts.device_id)
 
     if parts.channel == "status":
         return _parse_status(parts.kind, parts.device_id, body, received_at, kinds, refuse, out)

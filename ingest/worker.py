@@ -62,6 +62,7 @@ class Worker:
         self.store = Store(settings.database_url, settings.ingest_registry_ttl_s)
         self.stats = Stats()
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # set once the broker confirmed the subscriptions
         self._stopping = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self.client = self._make_client()
@@ -78,6 +79,7 @@ class Worker:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         return client
 
@@ -103,6 +105,20 @@ class Worker:
         )
         self.connected.set()
 
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[mqtt.ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed:
+            logger.error("broker refused the subscriptions: %s", ", ".join(failed))
+            return
+        self.subscribed.set()
+
     def _on_disconnect(
         self,
         client: mqtt.Client,
@@ -112,6 +128,7 @@ class Worker:
         properties: Properties | None,
     ) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if not self._stopping.is_set():
             logger.warning("lost the broker (%s); reconnecting", reason)
 

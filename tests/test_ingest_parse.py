@@ -1,0 +1,215 @@
+"""The pure parser: every dead-letter reason, gateway batches, status messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from ingest.parse import Limits, parse_message
+from urbanwatch.models import measurement_fields
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+LIMITS = Limits(prefix="uw", max_payload_bytes=2048)
+KINDS = {"mh-1": "manhole", "wl-1": "waterlog", "sl-1": "streetlight", "wm-1": "watermeter"}
+TS = "2026-05-01T11:59:00+08:00"  # an offset other than UTC: 03:59 UTC, 8 h old
+
+
+def dumps(obj: object) -> bytes:
+    return orjson.dumps(obj)
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "code", "reason_part"),
+    [
+        ("uw/manhole/mh-1/telemetry", b"x" * 3000, "oversized", "3000 bytes"),
+        ("uw/bogus/mh-1/telemetry", dumps({"ts": TS}), "bad_topic", "topic"),
+        ("uw/manhole/mh-1/extra/telemetry", dumps({"ts": TS}), "bad_topic", "topic"),
+        ("other/manhole/mh-1/telemetry", dumps({"ts": TS}), "bad_topic", "topic"),
+        ("uw/manhole/mh-1/telemetry", b"{not json", "invalid_json", "not valid JSON"),
+        ("uw/manhole/mh-1/telemetry", b"\xff\xfe", "invalid_json", "not valid JSON"),
+        ("uw/manhole/mh-1/telemetry", dumps([1, 2]), "invalid_json", "JSON object"),
+        (
+            "uw/manhole/nobody/telemetry",
+            dumps({"ts": TS, "tilt_deg": 1}),
+            "unknown_device",
+            "device_id: 'nobody'",
+        ),
+        (
+            "uw/waterlog/mh-1/telemetry",
+            dumps({"ts": TS, "depth_cm": 1}),
+            "kind_mismatch",
+            "registered as manhole",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"tilt_deg": 1}),
+            "missing_field",
+            "ts: Field required",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "tilt_deg": 181}),
+            "out_of_range",
+            "tilt_deg: Input should be less than or equal to 180",
+        ),
+        (
+            "uw/streetlight/sl-1/telemetry",
+            dumps({"ts": TS, "power_factor": 1.2}),
+            "out_of_range",
+            "power_factor",
+        ),
+        (
+            "uw/streetlight/sl-1/telemetry",
+            dumps({"ts": TS, "supply_voltage_v": 400}),
+            "out_of_range",
+            "supply_voltage_v",
+        ),
+        (
+            "uw/waterlog/wl-1/telemetry",
+            dumps({"ts": TS, "depth_cm": -1}),
+            "out_of_range",
+            "depth_cm",
+        ),
+        (
+            "uw/watermeter/wm-1/telemetry",
+            dumps({"ts": TS, "flow_m3_h": -5}),
+            "out_of_range",
+            "flow_m3_h",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "cover_open": "maybe"}),
+            "invalid_field",
+            "cover_open",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": "2026-05-01T11:00:00", "tilt_deg": 1}),
+            "invalid_field",
+            "ts: Input should have timezone info",
+        ),
+        ("uw/manhole/mh-1/telemetry", dumps({"ts": True, "tilt_deg": 1}), "invalid_field", "ts"),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "temp_c": 20}),
+            "no_measurement",
+            "no measurement",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": "2026-05-01T12:30:00Z", "tilt_deg": 1}),
+            "future_timestamp",
+            "1800 s ahead",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": "2026-04-20T00:00:00Z", "tilt_deg": 1}),
+            "stale_timestamp",
+            "older than the accepted 72 h",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "tilt_deg": 1, "device_id": "mh-2"}),
+            "invalid_field",
+            "device_id: 'mh-2' does not match",
+        ),
+        ("uw/manhole/mh-1/status", dumps({"status": "Gone Fishing"}), "invalid_field", "status"),
+        ("uw/manhole/mh-1/status", dumps(42), "invalid_json", "status"),
+        ("uw/manhole/mh-1/status", b"Gone Fishing", "invalid_json", "not valid JSON"),
+        ("uw/gateway/gw-1/telemetry", dumps({"device_id": "mh-1"}), "invalid_json", "JSON array"),
+    ],
+)
+def test_refusals_name_their_reason(
+    topic: str, payload: bytes, code: str, reason_part: str
+) -> None:
+    parsed = parse_message(topic, payload, NOW, KINDS, LIMITS)
+    assert parsed.rows == [] and parsed.status == []
+    [dead] = parsed.dead
+    assert (dead.reason_code, dead.topic, dead.payload) == (code, topic, payload)
+    assert reason_part in dead.reason
+
+
+def test_reading_maps_to_columns_in_table_order() -> None:
+    payload = dumps(
+        {
+            "ts": 1777636740000,
+            "tilt_deg": 3.5,
+            "cover_open": False,
+            "battery_v": 3.6,
+            "vendor_code": "X1",
+        }
+    )
+    [row] = parse_message("uw/manhole/mh-1/telemetry", payload, NOW, KINDS, LIMITS).rows
+    columns = ("ts", "device_id", "received_at", *measurement_fields("manhole"), "extra")
+    values = dict(zip(columns, row.values, strict=True))
+    assert values["ts"] == datetime(2026, 5, 1, 11, 59, tzinfo=UTC)
+    assert (values["device_id"], values["received_at"]) == ("mh-1", NOW)
+    assert (values["tilt_deg"], values["cover_open"], values["battery_v"]) == (3.5, False, 3.6)
+    assert values["water_distance_m"] is None
+    assert values["extra"] == {"vendor_code": "X1"}
+
+
+def test_iso_timestamp_with_offset_is_converted_to_utc() -> None:
+    [row] = parse_message(
+        "uw/waterlog/wl-1/telemetry", dumps({"ts": TS, "depth_cm": 12}), NOW, KINDS, LIMITS
+    ).rows
+    assert row.values[0] == datetime(2026, 5, 1, 3, 59, tzinfo=UTC)
+
+
+def test_gateway_batch_keeps_good_siblings_of_bad_elements() -> None:
+    ok_ts = (NOW - timedelta(minutes=1)).isoformat()
+    batch = [
+        {"device_id": "mh-1", "ts": ok_ts, "tilt_deg": 2},
+        {"device_id": "wl-1", "ts": ok_ts, "depth_cm": 900},
+        {"device_id": "ghost", "ts": ok_ts, "depth_cm": 1},
+        "not an object",
+        {"ts": ok_ts, "depth_cm": 1},
+        {"device_id": "sl-1", "kind": "waterlog", "ts": ok_ts, "depth_cm": 1},
+        {"device_id": "wm-1", "ts": ok_ts, "flow_m3_h": 12.5, "pressure_mpa": 0.31},
+    ]
+    parsed = parse_message("uw/gateway/gw-1/telemetry", dumps(batch), NOW, KINDS, LIMITS)
+    assert [(r.kind, r.values[1]) for r in parsed.rows] == [
+        ("manhole", "mh-1"),
+        ("watermeter", "wm-1"),
+    ]
+    assert [(d.element_index, d.reason_code, d.device_id) for d in parsed.dead] == [
+        (1, "out_of_range", "wl-1"),
+        (2, "unknown_device", "ghost"),
+        (3, "invalid_json", None),
+        (4, "missing_field", None),
+        (5, "kind_mismatch", "sl-1"),
+    ]
+    assert parsed.dead[0].reason.startswith("[1].depth_cm:")
+    assert all(d.payload == dumps(batch) for d in parsed.dead)
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "ts"),
+    [
+        (b'"offline"', "offline", NOW),
+        (b"offline", "offline", NOW),
+        (
+            dumps({"status": "online", "ts": "2026-05-01T11:58:00Z", "fw": "1.2"}),
+            "online",
+            datetime(2026, 5, 1, 11, 58, tzinfo=UTC),
+        ),
+    ],
+)
+def test_status_messages(payload: bytes, status: str, ts: datetime) -> None:
+    parsed = parse_message("uw/manhole/mh-1/status", payload, NOW, KINDS, LIMITS)
+    [event] = parsed.status
+    assert (event.device_id, event.status, event.ts) == ("mh-1", status, ts)
+
+
+def test_age_limit_can_be_disabled() -> None:
+    limits = Limits(prefix="uw", max_age=None)
+    parsed = parse_message(
+        "uw/manhole/mh-1/telemetry",
+        dumps({"ts": "2021-01-01T00:00:00Z", "tilt_deg": 1}),
+        NOW,
+        KINDS,
+        limits,
+    )
+    assert len(parsed.rows) == 1 and parsed.dead == []
