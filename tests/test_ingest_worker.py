@@ -27,7 +27,8 @@ DEVICES = [
 def register(conn: psycopg.Connection, devices: list[tuple[str, str]]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO devices (device_id, kind, district, lat, lon) VALUES (%s, %s, 'wenfeng', 36.1, 114.35)",
+            "INSERT INTO devices (device_id, kind, district, lat, lon) "
+            "VALUES (%s, %s, 'wenfeng', 36.1, 114.35)",
             devices,
         )
 
@@ -288,7 +289,8 @@ def test_killed_worker_loses_nothing(conn, database_url, mqtt_url, topic_prefix)
             wait_for(
                 lambda: (
                     conn.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'urbanwatch-ingest' "
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE application_name = 'urbanwatch-ingest' "
                         "AND datname = current_database()"
                     ).fetchone()[0]
                     > 0
