@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -146,10 +147,28 @@ def refresh_rollups(
     old data needs since the policy only looks 4 days back. Needs an autocommit connection."""
     if get_storage(conn) == "timescale":
         for kind in KINDS:
-            conn.execute(
-                "CALL refresh_continuous_aggregate(%s, %s::timestamptz, %s::timestamptz)",
-                (f"{kind}_hourly", start, end),
-            )
+            _refresh_cagg(conn, f"{kind}_hourly", start, end)
         return "refreshed continuous aggregates"
     row = conn.execute("SELECT urbanwatch_refresh_rollups()").fetchone()
     return f"materialized {row[0] if row else 0} hourly rows"
+
+
+# A policy run of the same aggregate holds its refresh lock for a moment; wait it out.
+CAGG_LOCK_RETRIES = 60
+CAGG_LOCK_WAIT_S = 0.5
+
+
+def _refresh_cagg(
+    conn: psycopg.Connection, view: str, start: datetime | None, end: datetime | None
+) -> None:
+    for attempt in range(CAGG_LOCK_RETRIES):
+        try:
+            conn.execute(
+                "CALL refresh_continuous_aggregate(%s, %s::timestamptz, %s::timestamptz)",
+                (view, start, end),
+            )
+            return
+        except psycopg.errors.LockNotAvailable:
+            if attempt == CAGG_LOCK_RETRIES - 1:
+                raise
+            time.sleep(CAGG_LOCK_WAIT_S)
