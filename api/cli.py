@@ -1,15 +1,31 @@
-"""`urbanwatch api`: run the MQTT -> database worker."""
+"""`urbanwatch api`: serve the REST API with uvicorn."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+import uvicorn
+
+from api.app import create_app
+from urbanwatch.settings import Settings
+
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("api", help="run the MQTT -> database api worker")
+    p = sub.add_parser(
+        "api",
+        help="serve the REST API (OpenAPI docs at /docs)",
+        description="Serve the REST API: the device registry (GET/POST /devices, GET/PATCH "
+        "/devices/{id}) and districts. Interactive docs at http://HOST:PORT/docs.",
+    )
+    p.add_argument("--host", help="address to bind (default API_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default API_PORT or 8000)")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace, settings: Any) -> int:
-    raise NotImplementedError
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    host = args.host or settings.api_host
+    port = args.port or settings.api_port
+    print(f"urbanwatch API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0

@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     # --- api ----------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_page_size_max: int = 1000
 
     @field_validator("mqtt_topic_prefix")
     @classmethod

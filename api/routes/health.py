@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Conn
+from urbanwatch import queries
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+def health(conn: Conn) -> dict[str, str]:
+    """Liveness and the storage back-end in use (timescale or plain)."""
+    return {"status": "ok", "storage": queries.get_storage(conn)}
