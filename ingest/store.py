@@ -125,7 +125,7 @@ class Store:
         if not wanted:
             return False
         conn = self.connection()
-        found = dict(
+        found: dict[str, str] = dict(
             conn.execute(
                 "SELECT device_id, kind FROM devices WHERE device_id = ANY(%s)", (wanted,)
             ).fetchall()

@@ -133,7 +133,7 @@ class Worker:
             logger.warning("lost the broker (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Incoming(msg.topic, msg.payload, msg.mid, msg.qos, datetime.now(UTC)))
+        self.inbox.put(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, datetime.now(UTC)))
 
     # --- lifecycle --------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ def test_plain_migration_on_an_empty_database_is_idempotent(empty_database):
         first = migrate(conn, "plain")
         assert first.storage == "plain" and first.timescale_version is None
         assert [m.version for m in first.applied] == [1, 2, 3]
-        assert TABLES <= tables(conn)
+        assert tables(conn) >= TABLES
         again = migrate(conn)  # auto keeps what the database already uses
         assert (again.storage, again.applied) == ("plain", [])
         assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 3

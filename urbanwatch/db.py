@@ -18,7 +18,7 @@ APPLICATION_NAME = "urbanwatch"
 def ensure_database(url: str) -> bool:
     """Create the database named in `url` if it does not exist; True when it was created."""
     params = conninfo_to_dict(url)
-    name = params.get("dbname") or params.get("user") or "postgres"
+    name = str(params.get("dbname") or params.get("user") or "postgres")
     admin_url = make_conninfo(url, dbname="postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()

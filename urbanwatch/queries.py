@@ -113,7 +113,9 @@ def update_device(
     fields = changes.model_dump(exclude_unset=True, exclude={"attrs"}, mode="json")
     if attrs is not None:
         fields["attrs"] = Jsonb(attrs)
-    assignments = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in fields]
+    assignments: list[sql.Composable] = [
+        sql.SQL("{} = %s").format(sql.Identifier(k)) for k in fields
+    ]
     assignments.append(sql.SQL("updated_at = now()"))
     with conn.cursor(row_factory=class_row(DevicePublic)) as cur:
         return cur.execute(
