@@ -133,6 +133,8 @@ class Worker:
             logger.warning("lost the broker (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return  # left unacknowledged: the broker redelivers it to the next session
         self.inbox.put(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, datetime.now(UTC)))
 
     # --- lifecycle --------------------------------------------------------------------
