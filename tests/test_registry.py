@@ -150,3 +150,15 @@ def test_cli_rejects_a_csv_without_required_columns(database_url, tmp_path, caps
     path.write_text("id,kind\n1,manhole\n")
     assert main(["devices", "import", str(path)]) == 2
     assert "lacks required column(s): device_id, district, lat, lon" in capsys.readouterr().err
+
+
+def test_a_broken_service_plugin_does_not_disable_the_cli(monkeypatch, capsys):
+    from importlib.metadata import EntryPoint
+
+    from urbanwatch import cli
+
+    broken = EntryPoint(name="broken", value="no_such_module:register", group="urbanwatch.commands")
+    monkeypatch.setattr(cli, "entry_points", lambda group: [broken])
+    args = cli.build_parser().parse_args(["migrate", "--storage", "plain"])
+    assert args.func is cli.cmd_migrate
+    assert "the 'broken' command is unavailable" in capsys.readouterr().err

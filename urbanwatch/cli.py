@@ -129,7 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rollup)
 
     for ep in sorted(entry_points(group="urbanwatch.commands"), key=lambda e: e.name):
-        ep.load()(sub)
+        try:
+            register = ep.load()
+        except Exception as exc:  # one broken service must not take the rest down
+            print(f"urbanwatch: the {ep.name!r} command is unavailable: {exc!r}", file=sys.stderr)
+            continue
+        register(sub)
     return parser
 
 
