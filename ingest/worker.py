@@ -97,7 +97,7 @@ class Worker:
         filters = subscriptions(self.settings.mqtt_topic_prefix, self.settings.ingest_share_group)
         client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
         logger.info(
-            "connected to %s as %s (session %s); subscribed to %s",
+            "connected to %s as %s (session %s); subscribing to %s",
             self.settings.mqtt_url,
             self.client_id,
             "resumed" if flags.session_present else "new",
@@ -117,6 +117,7 @@ class Worker:
         if failed:
             logger.error("broker refused the subscriptions: %s", ", ".join(failed))
             return
+        logger.info("subscriptions confirmed: ready")
         self.subscribed.set()
 
     def _on_disconnect(
