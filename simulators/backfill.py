@@ -9,7 +9,10 @@ The hourly rollups are refreshed over the window at the end.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +21,9 @@ from psycopg import sql
 from tqdm import tqdm
 
 from simulators.engine import Simulation
+from simulators.fleet import Fleet
+from simulators.world import World
+from urbanwatch import db
 from urbanwatch.models import KINDS, measurement_fields
 from urbanwatch.queries import refresh_rollups
 
@@ -89,13 +95,16 @@ def backfill(
     *,
     progress: bool = True,
     rollups: bool = True,
+    clear: bool = True,
+    on_hour: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """Write every reading in [start, end) and return counts per kind. `conn` must be in
     autocommit mode (each COPY commits; the rollup refresh needs it)."""
     start, end = (datetime.fromtimestamp(t / 1000, UTC) for t in (start_ms, end_ms))
-    removed = clear_window(conn, [d.device_id for d in sim.devices], start, end)
-    if removed:
-        logger.info("deleted %d earlier readings of these devices in the window", removed)
+    if clear:
+        removed = clear_window(conn, [d.device_id for d in sim.devices], start, end)
+        if removed:
+            logger.info("deleted %d earlier readings of these devices in the window", removed)
     types = {kind: column_types(conn, kind) for kind in KINDS}
     fields = {kind: measurement_fields(kind) for kind in KINDS}
     buffers: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
@@ -117,6 +126,8 @@ def backfill(
                     counts[kind] += len(buffer)
                     buffer.clear()
             bar.update(1)
+            if on_hour is not None:
+                on_hour()
             bar.set_postfix(readings=sum(counts.values()) + sum(map(len, buffers.values())))
     for kind, buffer in buffers.items():
         if buffer:
@@ -125,3 +136,68 @@ def backfill(
     if rollups:
         logger.info("rollups: %s", refresh_rollups(conn, start, end))
     return dict(counts)
+
+
+def backfill_parallel(
+    url: str,
+    fleet: Fleet,
+    world: World,
+    start_ms: int,
+    end_ms: int,
+    *,
+    jobs: int,
+    progress: bool = True,
+) -> dict[str, int]:
+    """The same rows as `backfill`, written by `jobs` forked processes. Each takes whole random
+    streams (device shards), so every device draws exactly what it draws in one process."""
+    start, end = (datetime.fromtimestamp(t / 1000, UTC) for t in (start_ms, end_ms))
+    with db.connect(url, autocommit=True) as conn:
+        clear_window(conn, [d.device_id for d in fleet.devices], start, end)
+    ctx = multiprocessing.get_context("fork")
+    hours_done = ctx.Value("q", 0)
+    results = ctx.Queue()
+    args = (url, fleet, world, start_ms, end_ms, jobs, hours_done, results)
+    procs = [ctx.Process(target=_job, args=(j, *args), daemon=True) for j in range(jobs)]
+    for proc in procs:
+        proc.start()
+    total_hours = -(-(end_ms - start_ms) // SLICE_MS) * jobs
+    with tqdm(total=total_hours, unit="h", desc=f"backfill ×{jobs}", disable=not progress) as bar:
+        while any(p.is_alive() for p in procs):
+            bar.update(hours_done.value - bar.n)
+            time.sleep(0.2)
+        bar.update(hours_done.value - bar.n)
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"{len(failed)} backfill job(s) failed (exit codes {failed})")
+    counts: dict[str, int] = defaultdict(int)
+    for _ in procs:
+        for kind, n in results.get(timeout=10).items():
+            counts[kind] += n
+    with db.connect(url, autocommit=True) as conn:
+        logger.info("rollups: %s", refresh_rollups(conn, start, end))
+    return dict(counts)
+
+
+def _job(
+    job: int,
+    url: str,
+    fleet: Fleet,
+    world: World,
+    start_ms: int,
+    end_ms: int,
+    jobs: int,
+    hours_done: Any,
+    results: Any,
+) -> None:
+    devices = [d for d in fleet.devices if d.shard % jobs == job]
+    sim = Simulation(fleet, world, start_ms, devices=devices)
+
+    def tick() -> None:
+        with hours_done.get_lock():
+            hours_done.value += 1
+
+    with db.connect(url, autocommit=True) as conn:
+        counts = backfill(
+            conn, sim, start_ms, end_ms, progress=False, rollups=False, clear=False, on_hour=tick
+        )
+    results.put(counts)

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from simulators.backfill import backfill
+from simulators.backfill import backfill, backfill_parallel
 from simulators.engine import Simulation, build_world
 from simulators.fleet import Fleet, fleet_size, make_fleet, registry_rows, write_registry
 from simulators.live import plan_clock, run_live, wall_ms
@@ -123,6 +123,13 @@ def register(sub: Any) -> None:
     _common(p)
     _scenario_args(p)
     p.add_argument("--days", type=float, default=7, help="days of history (default 7)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=max(1, min(os.cpu_count() or 1, 4)),
+        help="processes writing in parallel (default: the CPU count, at most 4); "
+        "the rows are the same for any number",
+    )
     p.add_argument("--end", help="end of the window, ISO-8601 (default now)")
     p.set_defaults(func=cmd_backfill)
 
@@ -223,8 +230,13 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     print(f"ground truth: {truth}")
     if not args.no_import and not _import(fleet, settings, args.quiet):
         return 1
-    sim = Simulation(fleet, world, start)
-    with db.connect(settings.database_url, autocommit=True) as conn:
-        counts = backfill(conn, sim, start, end, progress=not args.quiet)
+    if args.jobs > 1:
+        counts = backfill_parallel(
+            settings.database_url, fleet, world, start, end, jobs=args.jobs, progress=not args.quiet
+        )
+    else:
+        sim = Simulation(fleet, world, start)
+        with db.connect(settings.database_url, autocommit=True) as conn:
+            counts = backfill(conn, sim, start, end, progress=not args.quiet)
     print(f"backfilled {sum(counts.values())} readings by COPY: {counts}")
     return 0
