@@ -23,6 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ingest.client import IngestClient
 from ingest.parse import DeadLetter, Limits, Parsed, parse_message
 from ingest.stats import Stats
 from ingest.store import Store, WriteResult
@@ -69,8 +70,8 @@ class Worker:
 
     # --- MQTT edge ------------------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
+    def _make_client(self) -> IngestClient:
+        client = IngestClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5,
@@ -243,9 +244,7 @@ class Worker:
                 )
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.settings.ingest_retry_max_s)
-        for m in batch:
-            if m.qos > 0:
-                self.client.ack(m.mid, m.qos)
+        self.client.ack_many(m.mid for m in batch if m.qos == 1)  # QoS 2 is not subscribed
         self.stats.record(len(batch), result, batch[0].received_at)
 
     def _store(self, batch: list[Incoming]) -> WriteResult:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -367,3 +368,34 @@ def test_database_outage_is_survived(conn, database_url, mqtt_url, topic_prefix,
         admin.close()
     with psycopg.connect(database_url) as fresh:
         assert count(fresh, "manhole_readings") == 300
+
+
+def test_messages_with_mqtt5_properties_take_paho_s_own_path(
+    conn, database_url, mqtt_url, topic_prefix
+):
+    """ingest/client.py decodes property-less PUBLISH packets itself; others go to paho."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    register(conn, DEVICES)
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = ("gateway", "gw-9")
+    props.ContentType = "application/json"
+    body = orjson.dumps({"ts": iso(datetime.now(UTC)), "depth_cm": 7.5})
+    with (
+        running_worker(make_settings(database_url, mqtt_url, topic_prefix)),
+        Publisher(mqtt_url) as pub,
+    ):
+        info = pub.client.publish(
+            f"{topic_prefix}/waterlog/wl-1/telemetry", body, qos=1, properties=props
+        )
+        info.wait_for_publish(timeout=10)
+        pub.publish(
+            f"{topic_prefix}/waterlog/wl-1/telemetry",
+            {"ts": iso(datetime.now(UTC) - timedelta(seconds=1)), "depth_cm": 2.5},
+        )
+        wait_for(lambda: count(conn, "waterlog_readings") == 2, what="both readings")
+    assert conn.execute("SELECT depth_cm FROM waterlog_readings ORDER BY ts").fetchall() == [
+        (2.5,),
+        (7.5,),
+    ]

@@ -1,0 +1,126 @@
+"""The markdown table of a run (bench/results/latest.md), every figure with its ratio to
+the ceilings measured in the same run."""
+
+from __future__ import annotations
+
+TARGETS = {
+    "device_1_worker": 25_000,
+    "device_2_workers": 40_000,
+    "gateway_1_worker": 100_000,
+}
+
+
+def _n(x: float | None) -> str:
+    return "–" if x is None else f"{x:,.0f}"
+
+
+def _ratio(x: float, ceiling: float | None) -> str:
+    return f"{x / ceiling:.2f}" if ceiling else "–"
+
+
+def _ok(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def render(results: dict) -> str:
+    meta = results["meta"]
+    lines = [
+        f"# urbanwatch benchmarks{' (quick smoke run)' if meta['quick'] else ''}",
+        "",
+        f"{meta['date']} · commit {meta['commit']} · {meta['cpu']} · {meta['cores']} cores · "
+        f"{meta['memory_gb']} GB · {meta['mosquitto']} · TimescaleDB: {meta['timescale']} · "
+        f"whole run {meta.get('elapsed_s', '?')} s",
+        "",
+        "Broker, PostgreSQL, load generator and workers share the same cores. "
+        "How each figure is measured: bench/README.md.",
+        "",
+    ]
+    c = results.get("ceiling", {})
+    broker = (c.get("broker_mosquitto_sub") or {}).get("msgs_per_s")
+    paho = (c.get("broker_paho_count") or {}).get("msgs_per_s")
+    copy = (c.get("copy") or {}).get("preencoded_rows_per_s")
+    if c:
+        lines += [
+            "## 1. Ceilings (this run)",
+            "",
+            "| ceiling | per second |",
+            "|---|---|",
+            f"| broker → count-only `mosquitto_sub`, QoS 1 per-reading messages | {_n(broker)} |",
+            f"| broker → count-only paho subscriber (stock paho), QoS 1 | {_n(paho)} |",
+            f"| binary COPY into streetlight_readings, pre-encoded | {_n(copy)} rows |",
+            f"| binary COPY, psycopg write_row, batches of 5000 | "
+            f"{_n(c['copy']['write_row_batches_of_5000_rows_per_s'])} rows |",
+            f"| load generator CPU | {c['broker_mosquitto_sub']['loadgen_cpu_s_per_million']}"
+            " s per million messages |",
+            "",
+        ]
+    ing = results.get("ingest", {})
+    if ing:
+        lines += [
+            "## 2. Ingest, end to end (published → committed, ack after commit)",
+            "",
+            "| case | offered/s | committed readings/s | ÷ broker | ÷ COPY | target | "
+            "lost | worker CPU s / M readings | broker CPU s / M |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, r in ing.items():
+            if not isinstance(r, dict):
+                continue
+            target = TARGETS.get(name)
+            lines.append(
+                f"| {name.replace('_', ' ')} ({r['publish_seconds']} s) | "
+                f"{_n(r['offered_readings_per_s'])} | {_n(r['readings_per_s'])} | "
+                f"{_ratio(r['readings_per_s'], broker)} | {_ratio(r['readings_per_s'], copy)} | "
+                f"≥ {_n(target)}: {_ok(r['readings_per_s'] >= (target or 0))} | {r['lost']} | "
+                f"{r['worker_cpu_s_per_million']} | {r['broker_cpu_s_per_million']} |"
+            )
+        lines.append("")
+    lat = results.get("latency", {})
+    if lat:
+        ms = lat["latency_ms"]
+        lines += [
+            "## 3. Latency, publish → commit, one worker",
+            "",
+            "| offered/s | committed/s | p50 ms | p90 ms | p99 ms | max ms | target p99 ≤ 500 ms |",
+            "|---|---|---|---|---|---|---|",
+            f"| {_n(lat['offered_readings_per_s'])} | {_n(lat['readings_per_s'])} | {ms['p50']} | "
+            f"{ms['p90']} | {ms['p99']} | {ms['max']} | {_ok(ms['p99'] <= 500)} |",
+            "",
+        ]
+    q = results.get("queries", {})
+    if q:
+        lines += _queries(q)
+    return "\n".join(lines) + "\n"
+
+
+def _queries(q: dict) -> list[str]:
+    fleet = ", ".join(f"{n:,} {k}" for k, n in q["fleet"].items())
+    lines = [
+        f"## 4–5. Queries and storage: {q['days']} days at {q['scale']:g} × city scale ({fleet})",
+        "",
+        "| server | rows | backfill rows/s | device 30 d p50 / p99 ms | "
+        "rollup month p50 / p99 ms (all kinds) | streetlight rollup p99 ms | "
+        "target rollup p99 ≤ 200 ms | bytes/reading | compressed bytes/reading |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("plain", "timescale"):
+        r = q.get(name)
+        if not r:
+            lines.append(f"| {name} | skipped (no TimescaleDB server given) ||||||||")
+            continue
+        qs = r["queries"]
+        dev, roll = qs["device_30d"], qs["rollup_month_all_kinds"]
+        compressed = r.get("storage_compressed", {}).get("bytes_per_reading", "–")
+        lines.append(
+            f"| {name} | {_n(r['storage']['rows'])} | {_n(r['backfill_rows_per_s'])} | "
+            f"{dev['p50_ms']} / {dev['p99_ms']} | {roll['p50_ms']} / {roll['p99_ms']} | "
+            f"{qs['rollup_month_streetlight']['p99_ms']} | {_ok(roll['p99_ms'] <= 200)} | "
+            f"{r['storage']['bytes_per_reading']} | {compressed} |"
+        )
+    lines += [
+        "",
+        "Rollup p99 grows with the devices of one kind in one district (the query reads one "
+        "hourly row per device and hour); see docs/scaling.md for full city scale.",
+        "",
+    ]
+    return lines
