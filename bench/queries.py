@@ -29,6 +29,15 @@ MEASURE = {
     "waterlog": "max(max_depth_cm)",
     "watermeter": "avg(avg_flow_m3_h)",
 }
+# The shape KPIs and dashboards run: one district, one kind, a month of hours.
+DISTRICT_MEASURE = {
+    "manhole": "max_tilt_deg",
+    "streetlight": "avg_active_power_w",
+    "waterlog": "max_depth_cm",
+    "watermeter": "avg_flow_m3_h",
+}
+DISTRICT_QUERY = """SELECT bucket, n AS readings, {measure} AS value FROM {view}
+WHERE district = %s AND bucket >= %s AND bucket < %s ORDER BY bucket"""
 DEVICE_QUERY = """SELECT * FROM streetlight_readings
 WHERE device_id = %s AND ts >= %s AND ts < %s ORDER BY ts"""
 ROLLUP_QUERY = """SELECT h.bucket, sum(h.n) AS readings, {measure} AS value
@@ -74,6 +83,19 @@ def run_queries(url: str, info: dict, repeats: int) -> dict:
             out[f"rollup_month_{kind}"] = _percentiles(samples)
             every += samples
         out["rollup_month_all_kinds"] = _percentiles(every)
+        every = []
+        for kind, measure in DISTRICT_MEASURE.items():
+            query = sql.SQL(DISTRICT_QUERY).format(
+                measure=sql.Identifier(measure), view=sql.Identifier(f"{kind}_district_hourly")
+            )
+            samples = [
+                _timed(conn, query, (district, *month))
+                for _ in range(repeats)
+                for district in backfill.DISTRICTS
+            ]
+            out[f"district_month_{kind}"] = _percentiles(samples)
+            every += samples
+        out["district_month_all_kinds"] = _percentiles(every)
     return out
 
 

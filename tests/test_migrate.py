@@ -32,11 +32,11 @@ def test_plain_migration_on_an_empty_database_is_idempotent(empty_database):
     with psycopg.connect(empty_database, autocommit=True) as conn:
         first = migrate(conn, "plain")
         assert first.storage == "plain" and first.timescale_version is None
-        assert [m.version for m in first.applied] == [1, 2, 3]
+        assert [m.version for m in first.applied] == [1, 2, 3, 4]
         assert tables(conn) >= TABLES
         again = migrate(conn)  # auto keeps what the database already uses
         assert (again.storage, again.applied) == ("plain", [])
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 3
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 4
         assert (
             conn.execute(
                 "SELECT count(*) FROM districts WHERE district_class = 'county'"
@@ -109,7 +109,7 @@ def test_timescale_migration_on_an_empty_database(timescale_empty_database):
                 "SELECT view_name FROM timescaledb_information.continuous_aggregates"
             )
         }
-        assert caggs == {f"{k}_hourly" for k in KINDS}
+        assert caggs == {f"{k}_{level}" for k in KINDS for level in ("hourly", "district_hourly")}
         jobs = sorted(
             r[0]
             for r in conn.execute(
@@ -118,7 +118,7 @@ def test_timescale_migration_on_an_empty_database(timescale_empty_database):
         )
         assert jobs == sorted(
             ["policy_compression", "policy_retention"] * 4
-            + ["policy_refresh_continuous_aggregate"] * 4
+            + ["policy_refresh_continuous_aggregate"] * 8
         )
         assert migrate(conn).applied == []
 
@@ -152,20 +152,33 @@ ROLLUP_QUERY = """SELECT d.district, h.bucket, sum(h.n)::int, max(h.max_depth_cm
                   GROUP BY 1, 2 ORDER BY 1, 2"""
 
 
+DISTRICT_QUERY = """SELECT district, bucket, n::int, max_depth_cm, round(avg_depth_cm::numeric, 6),
+                            round(rain_mm::numeric, 6), max_rain_intensity_mm_h
+                     FROM waterlog_district_hourly ORDER BY 1, 2"""
+
+
 def _answers(url: str) -> tuple[list, list]:
+    """Device-level rolled up by district, and the district level, before and after refresh."""
     with psycopg.connect(url, autocommit=True) as conn:
         migrate(conn)
         _load_readings(conn)
-        live = conn.execute(ROLLUP_QUERY).fetchall()  # before any refresh: real-time part
+        # before any refresh: the real-time part answers
+        live = [conn.execute(ROLLUP_QUERY).fetchall(), conn.execute(DISTRICT_QUERY).fetchall()]
         queries.refresh_rollups(conn)
-        return live, conn.execute(ROLLUP_QUERY).fetchall()
+        return live, [
+            conn.execute(ROLLUP_QUERY).fetchall(),
+            conn.execute(DISTRICT_QUERY).fetchall(),
+        ]
 
 
 def test_plain_rollups_before_and_after_refresh_agree(empty_database):
     live, materialized = _answers(empty_database)
     assert live == materialized
-    assert len(live) == 12  # 2 districts x 6 hours
-    assert live[0][:4] == ("huaxian", START, 60, 11.0)
+    by_device, by_district = live
+    assert len(by_device) == len(by_district) == 12  # 2 districts x 6 hours
+    assert by_device[0][:4] == by_district[0][:4] == ("huaxian", START, 60, 11.0)
+    # one device per district here, so both levels agree on every shared column
+    assert [r[:6] for r in by_device] == [r[:6] for r in by_district]
 
 
 def test_plain_refresh_recomputes_hours_that_received_late_rows(conn):
@@ -188,6 +201,12 @@ def test_plain_refresh_recomputes_hours_that_received_late_rows(conn):
         (START,),
     ).fetchone()
     assert (before, after) == (60, (61, 99.0))
+    district = conn.execute(
+        "SELECT n, max_depth_cm FROM waterlog_district_hourly "
+        "WHERE district = 'wenfeng' AND bucket = %s",
+        (START,),
+    ).fetchone()
+    assert district == (61, 99.0)
 
 
 @pytest.mark.timescale

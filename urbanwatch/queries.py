@@ -19,6 +19,9 @@ from urbanwatch.models import (
     DistrictPublic,
 )
 
+# The rollups each kind has: per device and hour, and per district and hour.
+ROLLUP_VIEWS = ("{kind}_hourly", "{kind}_district_hourly")
+
 DEVICE_COLUMNS = (
     "device_id, kind, district, lat, lon, status, installed_at, commissioned_at, attrs, "
     "created_at, updated_at"
@@ -149,7 +152,8 @@ def refresh_rollups(
     old data needs since the policy only looks 4 days back. Needs an autocommit connection."""
     if get_storage(conn) == "timescale":
         for kind in KINDS:
-            _refresh_cagg(conn, f"{kind}_hourly", start, end)
+            for view in ROLLUP_VIEWS:
+                _refresh_cagg(conn, view.format(kind=kind), start, end)
         return "refreshed continuous aggregates"
     row = conn.execute("SELECT urbanwatch_refresh_rollups()").fetchone()
     return f"materialized {row[0] if row else 0} hourly rows"
