@@ -8,9 +8,10 @@ silently and one bad element of a gateway batch never takes its good siblings wi
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -29,6 +30,15 @@ from urbanwatch.topics import GATEWAY, parse_topic
 # Fields that address a reading rather than measure it; never stored in `extra`.
 ADDRESS_FIELDS = frozenset({"device_id", "kind"})
 FIELDS = {kind: measurement_fields(kind) for kind in READING_MODELS}
+# Speed (bench/README.md, profiling): the schema validator directly skips `model_validate`'s
+# Python wrapper (~0.6 µs a reading), and one itemgetter builds a row's measurement columns
+# from the validated model's __dict__ in C instead of a list comprehension.
+_VALIDATORS = {kind: model.__pydantic_validator__ for kind, model in READING_MODELS.items()}
+# Every kind has several fields, so each itemgetter returns a tuple.
+_COLUMNS: dict[str, Callable[[dict[str, Any]], tuple[Any, ...]]] = {
+    kind: itemgetter(*fields) for kind, fields in FIELDS.items()
+}
+assert all(len(fields) > 1 for fields in FIELDS.values())
 _PLAIN_STATUS = re.compile(rb"^[a-z_]{1,32}$")
 _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
@@ -106,44 +116,68 @@ def _error_code(exc: ValidationError) -> str:
     return "invalid_field"
 
 
-def _check_time(ts: datetime, received_at: datetime, limits: Limits) -> None:
-    if ts - received_at > limits.max_future:
-        ahead = (ts - received_at).total_seconds()
+@dataclass(frozen=True, slots=True)
+class Window:
+    """When one message arrived and the `ts` range it accepts, computed once per message:
+    comparing `ts` with two precomputed bounds is exact and cheaper than subtracting
+    datetimes for every reading of a gateway batch."""
+
+    received_at: datetime
+    latest: datetime
+    earliest: datetime | None
+    limits: Limits
+
+    @classmethod
+    def at(cls, received_at: datetime, limits: Limits) -> Window:
+        earliest = None if limits.max_age is None else received_at - limits.max_age
+        return cls(received_at, received_at + limits.max_future, earliest, limits)
+
+
+def _check_time(ts: datetime, window: Window) -> None:
+    if ts > window.latest:  # ⇔ ts - received_at > max_future
+        limits = window.limits
+        ahead = (ts - window.received_at).total_seconds()
         raise Refused(
             "future_timestamp",
             f"ts: {ts.isoformat()} is {ahead:.0f} s ahead of the "
             f"server clock (limit {limits.max_future.total_seconds():.0f} s)",
         )
-    if limits.max_age is not None and received_at - ts > limits.max_age:
+    if window.earliest is not None and ts < window.earliest:  # ⇔ received_at - ts > max_age
         raise Refused(
             "stale_timestamp",
             f"ts: {ts.isoformat()} is older than the accepted "
-            f"{limits.max_age.total_seconds() / 3600:g} h",
+            f"{window.limits.max_age.total_seconds() / 3600:g} h",  # type: ignore[union-attr]
         )
 
 
 def parse_reading(
-    kind: str,
-    device_id: str,
-    body: dict[str, Any],
-    received_at: datetime,
-    limits: Limits,
-    where: str = "",
+    kind: str, device_id: str, body: dict[str, Any], window: Window, index: int | None = None
 ) -> Row:
-    """Validate one reading of a known kind; raises Refused."""
-    data = {k: v for k, v in body.items() if k not in ADDRESS_FIELDS}
+    """Validate one reading of a known kind; raises Refused (reasons prefixed `[index].`
+    for an element of a gateway batch)."""
+    data = body
+    if "device_id" in body or "kind" in body:  # ADDRESS_FIELDS; copy + pop: ~6x cheaper
+        data = body.copy()  # than a dict comprehension, and per-device bodies need neither
+        for name in ADDRESS_FIELDS:
+            data.pop(name, None)
     try:
-        reading: Reading = READING_MODELS[kind].model_validate(data)
+        reading: Reading = _VALIDATORS[kind].validate_python(data)
+        _check_time(reading.ts, window)
     except ValidationError as exc:
+        where = "" if index is None else f"[{index}]."  # built only when refusing
         raise Refused(_error_code(exc), describe_errors(exc, where), device_id) from None
-    try:
-        _check_time(reading.ts, received_at, limits)
     except Refused as exc:
+        where = "" if index is None else f"[{index}]."
         raise Refused(exc.code, where + exc.reason, device_id) from None
-    values = reading.__dict__
-    extra = reading.model_extra or None
     return Row(
-        kind, (reading.ts, device_id, received_at, *[values[f] for f in FIELDS[kind]], extra)
+        kind,
+        (
+            reading.ts,
+            device_id,
+            window.received_at,
+            *_COLUMNS[kind](reading.__dict__),
+            reading.__pydantic_extra__ or None,  # what `model_extra` returns, without the property
+        ),
     )
 
 
@@ -197,7 +231,7 @@ def parse_message(
     if parts.channel == "status":
         return _parse_status(parts.kind, parts.device_id, body, received_at, kinds, refuse, out)
     if parts.kind == GATEWAY:
-        return _parse_gateway(body, received_at, kinds, limits, refuse, out)
+        return _parse_gateway(body, Window.at(received_at, limits), kinds, refuse, out)
     if not isinstance(body, dict):
         return refuse("invalid_json", "payload: must be a JSON object", parts.device_id)
     if "device_id" in body and body["device_id"] != parts.device_id:
@@ -208,7 +242,8 @@ def parse_message(
         )
     try:
         kind = _resolve_kind(parts.device_id, kinds, parts.kind)
-        out.rows.append(parse_reading(kind, parts.device_id, body, received_at, limits))
+        window = Window.at(received_at, limits)
+        out.rows.append(parse_reading(kind, parts.device_id, body, window))
     except Refused as exc:
         refuse(exc.code, exc.reason, parts.device_id)
     return out
@@ -216,33 +251,37 @@ def parse_message(
 
 def _parse_gateway(
     body: Any,
-    received_at: datetime,
+    window: Window,
     kinds: Mapping[str, str],
-    limits: Limits,
     refuse: Any,
     out: Parsed,
 ) -> Parsed:
     if not isinstance(body, list):
         return refuse("invalid_json", "payload: a gateway batch must be a JSON array of readings")  # type: ignore[no-any-return]
+    append = out.rows.append
     for index, element in enumerate(body):
-        where = f"[{index}]."
         if not isinstance(element, dict):
-            refuse("invalid_json", f"{where[:-1]}: each element must be a JSON object", None, index)
+            refuse("invalid_json", f"[{index}]: each element must be a JSON object", None, index)
             continue
         device_id = element.get("device_id")
         if not isinstance(device_id, str) or not DEVICE_ID_RE.match(device_id):
             refuse(
                 "missing_field" if device_id is None else "invalid_field",
-                f"{where}device_id: required, a string of letters, digits and _.:-",
+                f"[{index}].device_id: required, a string of letters, digits and _.:-",
                 None,
                 index,
             )
             continue
         claimed = element.get("kind")
         try:
-            kind = _resolve_kind(device_id, kinds, claimed if isinstance(claimed, str) else None)
-            out.rows.append(parse_reading(kind, device_id, element, received_at, limits, where))
+            kind = kinds.get(device_id)
+            if kind is None or (claimed is not None and claimed != kind):  # the rare case
+                kind = _resolve_kind(
+                    device_id, kinds, claimed if isinstance(claimed, str) else None
+                )
+            append(parse_reading(kind, device_id, element, window, index))
         except Refused as exc:
+            where = f"[{index}]."
             reason = exc.reason if exc.reason.startswith(where) else where + exc.reason
             refuse(exc.code, reason, device_id, index)
     return out

@@ -1,4 +1,4 @@
-"""The worker's database side: which kind each device is, and batched writes.
+"""The worker's database side: batched writes (device kinds: ingest/kinds.py).
 
 Readings go in with binary COPY. A redelivered message would violate the (device_id, ts)
 key, so when the direct COPY hits a duplicate the batch is rewritten through a staging
@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -20,34 +17,10 @@ from psycopg.types.json import Jsonb
 
 from ingest.parse import DeadLetter, Parsed, Row, StatusEvent
 from urbanwatch import db
-from urbanwatch.models import KINDS, READING_MODELS, measurement_fields
+from urbanwatch.readings import COPY_LAYOUT, copy_readings
 
 logger = logging.getLogger(__name__)
 
-_PG_TYPES = {bool: "bool", int: "int4", float: "float8", str: "text"}
-
-
-def _pg_type(annotation: Any) -> str:
-    args = [a for a in getattr(annotation, "__args__", (annotation,)) if a is not type(None)]
-    return _PG_TYPES.get(args[0], "text") if args else "text"
-
-
-def _copy_layout(kind: str) -> tuple[sql.Composed, list[str]]:
-    fields = measurement_fields(kind)
-    model_fields = READING_MODELS[kind].model_fields
-    columns = ["ts", "device_id", "received_at", *fields, "extra"]
-    types = [
-        "timestamptz",
-        "text",
-        "timestamptz",
-        *[_pg_type(model_fields[f].annotation) for f in fields],
-        "jsonb",
-    ]
-    names = sql.SQL(", ").join(map(sql.Identifier, columns))
-    return names, types
-
-
-COPY_LAYOUT = {kind: _copy_layout(kind) for kind in KINDS}
 DEAD_LETTER_COPY = (
     "COPY dead_letters (received_at, topic, payload, element_index, device_id, reason_code, "
     "reason) FROM STDIN (FORMAT BINARY)"
@@ -68,13 +41,9 @@ class WriteResult:
 class Store:
     """Owns one connection; reconnects on demand after a failure."""
 
-    def __init__(self, url: str, registry_ttl_s: float = 60.0):
+    def __init__(self, url: str):
         self.url = url
-        self.registry_ttl_s = registry_ttl_s
         self._conn: psycopg.Connection | None = None
-        self.kinds: dict[str, str] = {}
-        self._kinds_loaded = float("-inf")
-        self._misses: dict[str, float] = {}  # device id -> when it was last looked up in vain
 
     # --- connection ------------------------------------------------------------------
 
@@ -98,44 +67,6 @@ class Store:
         row = conn.execute("SELECT value FROM urbanwatch_meta WHERE key = 'storage'").fetchone()
         conn.commit()
         return row[0] if row else "plain"
-
-    # --- registry cache ----------------------------------------------------------------
-
-    def refresh_kinds(self, now: float | None = None) -> None:
-        """Reload device -> kind when the cache is older than its TTL."""
-        now = time.monotonic() if now is None else now
-        if now - self._kinds_loaded < self.registry_ttl_s:
-            return
-        conn = self.connection()
-        self.kinds = dict(conn.execute("SELECT device_id, kind FROM devices").fetchall())
-        conn.commit()
-        self._kinds_loaded = now
-        self._misses.clear()
-
-    def look_up(self, device_ids: Iterable[str], now: float | None = None) -> bool:
-        """Ask the registry about ids the cache lacks (new devices since the last reload).
-        Ids asked about in vain are not asked again until the TTL passes. True if any found."""
-        now = time.monotonic() if now is None else now
-        wanted = [
-            d
-            for d in set(device_ids)
-            if d not in self.kinds
-            and now - self._misses.get(d, float("-inf")) >= self.registry_ttl_s
-        ]
-        if not wanted:
-            return False
-        conn = self.connection()
-        found: dict[str, str] = dict(
-            conn.execute(
-                "SELECT device_id, kind FROM devices WHERE device_id = ANY(%s)", (wanted,)
-            ).fetchall()
-        )
-        conn.commit()
-        self.kinds.update(found)
-        for d in wanted:
-            if d not in found:
-                self._misses[d] = now
-        return bool(found)
 
     # --- writes --------------------------------------------------------------------------
 
@@ -161,18 +92,18 @@ class Store:
         return WriteResult(added, duplicates, len(parsed.dead), len(parsed.status))
 
     def _copy_readings(self, conn: psycopg.Connection, kind: str, rows: list[Row]) -> int:
-        names, types = COPY_LAYOUT[kind]
-        table = sql.Identifier(f"{kind}_readings")
+        values = [row.values for row in rows]
         try:
             with (
                 conn.transaction(),
                 conn.cursor() as cur,
             ):  # a savepoint: a duplicate undoes only this
-                self._copy(cur, table, names, types, rows)
+                copy_readings(cur, kind, values)
             return len(rows)
         except psycopg.errors.UniqueViolation:
             pass
-        stage = sql.Identifier(f"stage_{kind}")
+        table, stage = sql.Identifier(f"{kind}_readings"), sql.Identifier(f"stage_{kind}")
+        names = COPY_LAYOUT[kind].names
         with conn.cursor() as cur:
             cur.execute(
                 sql.SQL(
@@ -180,7 +111,7 @@ class Store:
                     "ON COMMIT DELETE ROWS"
                 ).format(stage, table)
             )
-            self._copy(cur, stage, names, types, rows)
+            copy_readings(cur, kind, values, table=f"stage_{kind}")
             cur.execute(
                 sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
                     table, names, names, stage
@@ -189,21 +120,6 @@ class Store:
             added = cur.rowcount
             cur.execute(sql.SQL("TRUNCATE {}").format(stage))
         return added
-
-    @staticmethod
-    def _copy(
-        cur: psycopg.Cursor,
-        table: sql.Identifier,
-        names: sql.Composed,
-        types: list[str],
-        rows: list[Row],
-    ) -> None:
-        with cur.copy(
-            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, names)
-        ) as copy:
-            copy.set_types(types)
-            for row in rows:
-                copy.write_row(row.values)
 
     @staticmethod
     def _copy_dead_letters(conn: psycopg.Connection, dead: list[DeadLetter]) -> None:

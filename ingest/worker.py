@@ -1,10 +1,13 @@
 """The ingest worker: MQTT 5 in, batched COPY out, acknowledgement only after commit.
 
-Threads: paho's network thread puts each message on `inbox`; the writer thread parses,
-batches, commits and then acknowledges. Nothing is acknowledged before it is committed
-(as readings or as a dead letter), so a crash or a database outage loses nothing: the
-broker redelivers what was not acknowledged, and the (device_id, ts) key drops repeats.
-The broker sends at most Receive Maximum unacknowledged messages, which bounds the buffer.
+Threads: paho's network thread puts each message on `inbox`; the writer thread collects and
+parses a batch and hands it to the committer thread, which writes, commits and then
+acknowledges. At most one batch is with the committer while the next is parsed, so the
+database's half of the work (COPY, commit) overlaps the Python half instead of following it.
+Nothing is acknowledged before it is committed (as readings or as a dead letter), so a crash
+or a database outage loses nothing: the broker redelivers what was not acknowledged, and the
+(device_id, ts) key drops repeats. The broker sends at most Receive Maximum unacknowledged
+messages, which bounds the buffer.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -24,6 +30,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.client import IngestClient
+from ingest.kinds import KindCache
 from ingest.parse import DeadLetter, Limits, Parsed, parse_message
 from ingest.stats import Stats
 from ingest.store import Store, WriteResult
@@ -35,6 +42,7 @@ logger = logging.getLogger(__name__)
 KEEPALIVE_S = 30
 # Plain PostgreSQL storage: how often ingest materializes the hourly rollups.
 ROLLUP_INTERVAL_S = 300
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +68,14 @@ class Worker:
         )
         # Receive Maximum bounds QoS 1 messages in flight; QoS 0 ones block here when full.
         self.inbox: queue.Queue[Incoming] = queue.Queue(maxsize=settings.ingest_receive_maximum * 2)
-        self.store = Store(settings.database_url, settings.ingest_registry_ttl_s)
+        self.store = Store(settings.database_url)  # used by the committer thread only
+        self.kinds = KindCache(settings.database_url, settings.ingest_registry_ttl_s)
         self.stats = Stats()
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # set once the broker confirmed the subscriptions
         self._stopping = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="ingest-committer")
         self.client = self._make_client()
 
     # --- MQTT edge ------------------------------------------------------------------
@@ -142,7 +152,7 @@ class Worker:
     # --- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
-        self.store.refresh_kinds()
+        self.kinds.refresh()
         self._storage = self.store.storage()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.ingest_session_expiry_s
@@ -162,21 +172,31 @@ class Worker:
         self.client.disconnect()
         self.client.loop_stop()
         self.store.close()
+        self.kinds.close()
         logger.info("stopped: %s", self.stats.totals())
 
     # --- writer thread -----------------------------------------------------------------
 
     def _write_loop(self) -> None:
         next_rollup = time.monotonic() + ROLLUP_INTERVAL_S
+        in_flight: Future[None] | None = None  # the batch the committer holds, if any
         while not self._stopping.is_set() or not self.inbox.empty():
             batch = self._collect()
-            if batch:
-                self._commit(batch)
+            parsed = self._parse_retrying(batch) if batch else None
+            if parsed is not None:
+                if in_flight is not None:
+                    in_flight.result()  # one batch in flight; its exceptions surface here
+                in_flight = self._committer.submit(self._commit, batch, parsed)
             now = time.monotonic()
             self.stats.maybe_log(now, self.inbox.qsize(), self.settings.ingest_stats_interval_s)
             if self._storage == "plain" and now >= next_rollup:
                 next_rollup = now + ROLLUP_INTERVAL_S
-                self._refresh_rollups()
+                if in_flight is not None:
+                    in_flight.result()
+                in_flight = self._committer.submit(self._refresh_rollups)
+        if in_flight is not None:
+            in_flight.result()
+        self._committer.shutdown()
 
     def _collect(self) -> list[Incoming]:
         """Messages until the batch holds `ingest_batch_size` readings or the interval passes."""
@@ -197,10 +217,10 @@ class Worker:
         return batch
 
     def _parse(self, batch: list[Incoming]) -> list[Parsed]:
-        self.store.refresh_kinds()
+        self.kinds.refresh()
+        kinds = self.kinds.kinds
         results = [
-            parse_message(m.topic, m.payload, m.received_at, self.store.kinds, self.limits)
-            for m in batch
+            parse_message(m.topic, m.payload, m.received_at, kinds, self.limits) for m in batch
         ]
         unknown = {
             d.device_id
@@ -208,47 +228,59 @@ class Worker:
             for d in p.dead
             if d.reason_code == "unknown_device" and d.device_id
         }
-        if unknown and self.store.look_up(unknown):  # devices registered since the last reload
+        if unknown and self.kinds.look_up(unknown):  # devices registered since the last reload
+            kinds = self.kinds.kinds
             results = [
-                parse_message(m.topic, m.payload, m.received_at, self.store.kinds, self.limits)
+                parse_message(m.topic, m.payload, m.received_at, kinds, self.limits)
                 if any(d.reason_code == "unknown_device" for d in p.dead)
                 else p
                 for m, p in zip(batch, results, strict=True)
             ]
         return results
 
-    def _commit(self, batch: list[Incoming]) -> None:
-        """Store the batch, retrying with backoff while the database is unreachable, then ack."""
+    def _parse_retrying(self, batch: list[Incoming]) -> list[Parsed] | None:
+        """Parse (the registry cache may need the database); None if it is unavailable
+        while stopping: the batch then stays unacknowledged."""
+        return self._retrying(lambda: self._parse(batch), self.kinds.reset, len(batch))
+
+    def _commit(self, batch: list[Incoming], parsed: list[Parsed]) -> None:
+        """Committer thread: store the batch, retrying while the database is unreachable,
+        then acknowledge it."""
+        result = self._retrying(lambda: self._store(batch, parsed), self.store.reset, len(batch))
+        if result is None:
+            return
+        self.client.ack_many(m.mid for m in batch if m.qos == 1)  # QoS 2 is not subscribed
+        self.stats.record(len(batch), result, batch[0].received_at)
+
+    def _retrying(self, attempt: Callable[[], T], reset: Callable[[], None], held: int) -> T | None:
+        """`attempt()`, retried with backoff while the database is unreachable; None if it
+        is unreachable while stopping."""
         delay = self.settings.ingest_retry_initial_s
         while True:
             try:
-                result = self._store(batch)
-                break
+                return attempt()
             except psycopg.OperationalError as exc:
-                self.store.reset()
+                reset()
                 if self._stopping.is_set():
                     logger.error(
                         "database unavailable while stopping; %d message(s) stay "
                         "unacknowledged and will be redelivered",
-                        len(batch),
+                        held,
                     )
-                    return
+                    return None
                 first_line = (
                     str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 )
                 logger.warning(
                     "database unavailable (%s); holding %d message(s), retrying in %.1f s",
                     first_line,
-                    len(batch),
+                    held,
                     delay,
                 )
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.settings.ingest_retry_max_s)
-        self.client.ack_many(m.mid for m in batch if m.qos == 1)  # QoS 2 is not subscribed
-        self.stats.record(len(batch), result, batch[0].received_at)
 
-    def _store(self, batch: list[Incoming]) -> WriteResult:
-        parsed = self._parse(batch)
+    def _store(self, batch: list[Incoming], parsed: list[Parsed]) -> WriteResult:
         merged = Parsed()
         for p in parsed:
             merged.extend(p)

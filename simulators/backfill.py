@@ -26,50 +26,17 @@ from simulators.world import World
 from urbanwatch import db
 from urbanwatch.models import KINDS, measurement_fields
 from urbanwatch.queries import refresh_rollups
+from urbanwatch.readings import copy_readings
 
 logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 20_000  # rows per COPY: large enough to amortise a statement, small for memory
 SLICE_MS = 3_600_000  # the progress bar moves one simulated hour at a time
-PG_TYPES = {
-    "double precision": "float8",
-    "boolean": "bool",
-    "integer": "int4",
-    "bigint": "int8",
-    "text": "text",
-    "timestamp with time zone": "timestamptz",
-    "jsonb": "jsonb",
-}
 
 
-def column_types(conn: psycopg.Connection, kind: str) -> list[str]:
-    """The binary COPY types of `<kind>_readings`, in the column order COPY will use."""
-    rows = conn.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = %s AND table_schema = current_schema()",
-        (f"{kind}_readings",),
-    ).fetchall()
-    types: dict[str, str] = dict(rows)  # type: ignore[arg-type]
-    return [
-        PG_TYPES[types[c]]
-        for c in ("ts", "device_id", "received_at", *measurement_fields(kind), "extra")
-    ]
-
-
-def _copy(
-    conn: psycopg.Connection, kind: str, types: list[str], rows: list[tuple[Any, ...]]
-) -> None:
-    columns = sql.SQL(", ").join(
-        sql.Identifier(c)
-        for c in ("ts", "device_id", "received_at", *measurement_fields(kind), "extra")
-    )
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(f"{kind}_readings"), columns
-    )
-    with conn.cursor() as cur, cur.copy(statement) as copy:
-        copy.set_types(types)
-        for row in rows:
-            copy.write_row(row)
+def _copy(conn: psycopg.Connection, kind: str, rows: list[tuple[Any, ...]]) -> None:
+    with conn.cursor() as cur:
+        copy_readings(cur, kind, rows)
 
 
 def clear_window(
@@ -105,7 +72,6 @@ def backfill(
         removed = clear_window(conn, [d.device_id for d in sim.devices], start, end)
         if removed:
             logger.info("deleted %d earlier readings of these devices in the window", removed)
-    types = {kind: column_types(conn, kind) for kind in KINDS}
     fields = {kind: measurement_fields(kind) for kind in KINDS}
     buffers: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
@@ -122,7 +88,7 @@ def backfill(
                     (ts, device.device_id, ts, *[payload.get(f) for f in fields[kind]], None)
                 )
                 if len(buffer) >= CHUNK_ROWS:
-                    _copy(conn, kind, types[kind], buffer)
+                    _copy(conn, kind, buffer)
                     counts[kind] += len(buffer)
                     buffer.clear()
             bar.update(1)
@@ -131,7 +97,7 @@ def backfill(
             bar.set_postfix(readings=sum(counts.values()) + sum(map(len, buffers.values())))
     for kind, buffer in buffers.items():
         if buffer:
-            _copy(conn, kind, types[kind], buffer)
+            _copy(conn, kind, buffer)
             counts[kind] += len(buffer)
     if rollups:
         logger.info("rollups: %s", refresh_rollups(conn, start, end))

@@ -18,7 +18,9 @@ def compose() -> dict:
 
 def test_every_service_command_is_a_valid_urbanwatch_command():
     parser = build_parser()
-    commands = {name: svc["command"] for name, svc in compose()["services"].items() if "command" in svc}
+    commands = {
+        name: svc["command"] for name, svc in compose()["services"].items() if "command" in svc
+    }
     assert set(commands) == {"migrate", "ingest", "api", "simulator"}
     for name, command in commands.items():
         args = parser.parse_args(command)
@@ -38,6 +40,8 @@ def test_mounted_files_and_copied_sources_exist():
 def test_app_services_wait_for_healthy_dependencies():
     services = compose()["services"]
     assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
-    assert services["ingest"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert (
+        services["ingest"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    )
     assert services["ingest"]["depends_on"]["mqtt"]["condition"] == "service_healthy"
     assert all("healthcheck" in services[name] for name in ("db", "mqtt", "api"))

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ingest.store import COPY_LAYOUT
 from urbanwatch import queries
 from urbanwatch.migrate import load_migrations, migrate
 from urbanwatch.models import KINDS, measurement_fields
+from urbanwatch.readings import COPY_LAYOUT
 
 TABLES = {
     "districts",
