@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from urbanwatch.queries import settle_after_bulk_load
+
 CITY = {"manhole": 30_000, "streetlight": 40_000, "waterlog": 100, "watermeter": 1_000}
 DISTRICTS = (
     *("wenfeng", "beiguan", "yindu", "longan", "gaoxin", "shifanqu"),
@@ -87,5 +89,5 @@ def backfill(url: str, scale: float, days: int) -> dict:
             day = start + timedelta(days=dayno)
             for kind, n in devices.items():
                 conn.execute(DAY_SQL[kind], {"n": n, "day": day, "dayno": dayno})
-        conn.execute("ANALYZE")
+        settle_after_bulk_load(conn)
     return {"scale": scale, "days": days, "devices": devices, "start": start, "end": end}

@@ -25,7 +25,7 @@ from simulators.fleet import Fleet
 from simulators.world import World
 from urbanwatch import db
 from urbanwatch.models import KINDS, measurement_fields
-from urbanwatch.queries import refresh_rollups
+from urbanwatch.queries import refresh_rollups, settle_after_bulk_load
 from urbanwatch.readings import copy_readings
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ def backfill(
             _copy(conn, kind, buffer)
             counts[kind] += len(buffer)
     if rollups:
+        settle_after_bulk_load(conn)
         logger.info("rollups: %s", refresh_rollups(conn, start, end))
     return dict(counts)
 
@@ -140,6 +141,7 @@ def backfill_parallel(
         for kind, n in results.get(timeout=10).items():
             counts[kind] += n
     with db.connect(url, autocommit=True) as conn:
+        settle_after_bulk_load(conn)
         logger.info("rollups: %s", refresh_rollups(conn, start, end))
     return dict(counts)
 
