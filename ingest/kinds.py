@@ -7,7 +7,6 @@ commit, the other thread's open transaction.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterable
 
@@ -20,24 +19,18 @@ class KindCache:
     """device id -> kind, reloaded after `ttl_s`; reconnects on demand after a failure."""
 
     def __init__(self, url: str, ttl_s: float = 60.0):
-        self.url = url
         self.ttl_s = ttl_s
         self.kinds: dict[str, str] = {}
-        self._conn: psycopg.Connection | None = None
+        self._db = db.LazyConnection(url, name="urbanwatch-ingest")
         self._loaded = float("-inf")
         self._misses: dict[str, float] = {}  # device id -> when it was last looked up in vain
 
     def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = db.connect(self.url, name="urbanwatch-ingest")
-        return self._conn
+        return self._db.get()
 
     def reset(self) -> None:
         """Drop the connection after an error; the next call reconnects."""
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.close()
-        self._conn = None
+        self._db.reset()
 
     close = reset
 

@@ -7,7 +7,6 @@ table with ON CONFLICT DO NOTHING: the common case pays nothing for deduplicatio
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from ingest.parse import DeadLetter, Parsed, Row, StatusEvent
 from urbanwatch import db
+from urbanwatch.queries import get_storage
 from urbanwatch.readings import COPY_LAYOUT, copy_readings
 
 logger = logging.getLogger(__name__)
@@ -42,33 +42,22 @@ class Store:
     """Owns one connection; reconnects on demand after a failure."""
 
     def __init__(self, url: str):
-        self.url = url
-        self._conn: psycopg.Connection | None = None
-
-    # --- connection ------------------------------------------------------------------
+        self._db = db.LazyConnection(url, name="urbanwatch-ingest")
 
     def connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = db.connect(self.url, name="urbanwatch-ingest")
-        return self._conn
+        return self._db.get()
 
     def reset(self) -> None:
         """Drop the connection after an error; the next call reconnects."""
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.close()
-        self._conn = None
+        self._db.reset()
 
-    def close(self) -> None:
-        self.reset()
+    close = reset
 
     def storage(self) -> str:
         conn = self.connection()
-        row = conn.execute("SELECT value FROM urbanwatch_meta WHERE key = 'storage'").fetchone()
+        storage = get_storage(conn)
         conn.commit()
-        return row[0] if row else "plain"
-
-    # --- writes --------------------------------------------------------------------------
+        return storage
 
     def write(self, parsed: Parsed) -> WriteResult:
         """Commit a batch in one transaction. Raises psycopg errors; the caller retries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import psycopg
@@ -51,3 +52,23 @@ def describe(url: str) -> str:
     """`host:port/dbname` for log lines, without any password."""
     p = conninfo_to_dict(url)
     return f"{p.get('host', 'localhost')}:{p.get('port', 5432)}/{p.get('dbname', '')}"
+
+
+class LazyConnection:
+    """One connection, opened on first use; after an error `reset()` drops it and the next
+    `get()` reconnects. For long-running workers that must outlive database restarts."""
+
+    def __init__(self, url: str, name: str = APPLICATION_NAME):
+        self.url, self.name = url, name
+        self._conn: psycopg.Connection | None = None
+
+    def get(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.url, name=self.name)
+        return self._conn
+
+    def reset(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
