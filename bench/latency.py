@@ -18,6 +18,6 @@ RATE = 10_000
 
 
 def run(admin_url: str, quick: bool) -> dict:
-    result = run_ingest(admin_url, "device", 1, RATE, 5 if quick else 30, latency=True)
+    result = run_ingest(admin_url, "device", 1, RATE, 5 if quick else 20, latency=True)
     print("latency", orjson.dumps(result).decode(), file=sys.stderr)
     return result
