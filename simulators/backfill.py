@@ -100,9 +100,14 @@ def backfill(
             _copy(conn, kind, buffer)
             counts[kind] += len(buffer)
     if rollups:
-        settle_after_bulk_load(conn)
-        logger.info("rollups: %s", refresh_rollups(conn, start, end))
+        _finish(conn, start, end)
     return dict(counts)
+
+
+def _finish(conn: psycopg.Connection, start: datetime, end: datetime) -> None:
+    """After the last COPY: statistics and BRIN summaries, then the rollups of the window."""
+    settle_after_bulk_load(conn)
+    logger.info("rollups: %s", refresh_rollups(conn, start, end))
 
 
 def backfill_parallel(
@@ -141,8 +146,7 @@ def backfill_parallel(
         for kind, n in results.get(timeout=10).items():
             counts[kind] += n
     with db.connect(url, autocommit=True) as conn:
-        settle_after_bulk_load(conn)
-        logger.info("rollups: %s", refresh_rollups(conn, start, end))
+        _finish(conn, start, end)
     return dict(counts)
 
 

@@ -106,3 +106,11 @@ def test_scenario_params_override_the_physics():
 def test_unknown_scenario_names_list_the_shipped_ones():
     with pytest.raises(ValueError, match="storm"):
         load_scenario("no-such-scenario")
+
+
+def test_scenario_event_types_are_the_storm_burst_and_every_fault_the_world_knows():
+    from typing import get_args
+
+    from simulators.scenario import FAULT_TYPES, EventType
+
+    assert set(get_args(EventType)) == {"storm", "burst", *FAULT_TYPES}
