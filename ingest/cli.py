@@ -48,7 +48,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 1
     logger.info("ingest running; Ctrl-C to stop")
-    done.wait()
+    while not done.wait(1.0) and not worker.failed.is_set():
+        pass
     logger.info("stopping: committing and acknowledging what is buffered")
     worker.stop()
-    return 0
+    return 1 if worker.failed.is_set() else 0

@@ -74,6 +74,10 @@ class Worker:
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # set once the broker confirmed the subscriptions
         self._stopping = threading.Event()
+        # Set when the writer thread died of an unexpected error (a bug, not bad input: that
+        # is dead-lettered). The CLI then exits non-zero so a supervisor restarts the worker;
+        # what was not acknowledged is redelivered.
+        self.failed = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="ingest-committer")
         self.client = self._make_client()
@@ -178,6 +182,17 @@ class Worker:
     # --- writer thread -----------------------------------------------------------------
 
     def _write_loop(self) -> None:
+        try:
+            self._write_batches()
+        except Exception:
+            logger.exception(
+                "the writer failed; stopping (unacknowledged messages will be redelivered)"
+            )
+            self.failed.set()
+            self._stopping.set()
+            self._committer.shutdown(wait=False, cancel_futures=True)
+
+    def _write_batches(self) -> None:
         next_rollup = time.monotonic() + ROLLUP_INTERVAL_S
         in_flight: Future[None] | None = None  # the batch the committer holds, if any
         while not self._stopping.is_set() or not self.inbox.empty():
@@ -187,6 +202,9 @@ class Worker:
                 if in_flight is not None:
                     in_flight.result()  # one batch in flight; its exceptions surface here
                 in_flight = self._committer.submit(self._commit, batch, parsed)
+            if in_flight is not None and in_flight.done():
+                in_flight.result()  # surfaces the committer's error now, not at the next batch
+                in_flight = None
             now = time.monotonic()
             self.stats.maybe_log(now, self.inbox.qsize(), self.settings.ingest_stats_interval_s)
             if self._storage == "plain" and now >= next_rollup:

@@ -399,3 +399,24 @@ def test_messages_with_mqtt5_properties_take_paho_s_own_path(
         (2.5,),
         (7.5,),
     ]
+
+
+def test_a_writer_bug_stops_the_worker_instead_of_stalling_it(
+    conn, database_url, mqtt_url, topic_prefix
+):
+    register(conn, DEVICES)
+    with (
+        running_worker(make_settings(database_url, mqtt_url, topic_prefix)) as worker,
+        Publisher(mqtt_url) as pub,
+    ):
+
+        def broken(*args):
+            raise RuntimeError("a bug")
+
+        worker._store = broken  # type: ignore[method-assign]
+        pub.publish(
+            f"{topic_prefix}/manhole/mh-1/telemetry",
+            {"ts": iso(datetime.now(UTC)), "tilt_deg": 1.0},
+        )
+        wait_for(worker.failed.is_set, what="the worker to report its failure")
+    assert count(conn, "manhole_readings") == 0  # nothing stored, so nothing was acknowledged
