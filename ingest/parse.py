@@ -39,7 +39,9 @@ _COLUMNS: dict[str, Callable[[dict[str, Any]], tuple[Any, ...]]] = {
     kind: itemgetter(*fields) for kind, fields in FIELDS.items()
 }
 assert all(len(fields) > 1 for fields in FIELDS.values())
-_PLAIN_STATUS = re.compile(rb"^[a-z_]{1,32}$")
+# A status word, in a JSON status message or as the bare text of a last will.
+STATUS_PATTERN = r"^[a-z_]{1,32}$"
+_PLAIN_STATUS = re.compile(STATUS_PATTERN.encode())
 _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
 
@@ -93,7 +95,7 @@ class Parsed:
 
 class StatusMessage(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
-    status: str = Field(pattern=r"^[a-z_]{1,32}$")
+    status: str = Field(pattern=STATUS_PATTERN)
     ts: Timestamp | None = None
 
 
