@@ -6,12 +6,14 @@ two or three `recv` calls (the fixed header is read a byte at a time), and for e
 acknowledgement one `send` to wake the loop plus one more to write 4 bytes. Here:
 
 * reads go through a 64 KiB buffer, and one wake-up handles every complete packet in it;
-* `ack_many` acknowledges a committed batch with one write of concatenated PUBACKs;
-* a QoS 0/1 PUBLISH without MQTT 5 properties (what devices send) is decoded here into a
-  small `Publish` instead of paho's MQTTMessage, whose Properties object and
-  MQTTMessageInfo (with its own threading.Condition) cost more than the rest of the read;
-  anything else (properties, QoS 2, odd topics) takes paho's own path;
-* messages go straight to `on_message` (the per-topic callback matcher is not used).
+* the complete QoS 0/1 PUBLISH packets without MQTT 5 properties (what devices send) at
+  the front of that buffer are decoded in one loop into `Publish` tuples and handed to
+  `on_publishes` as a list: no per-message trip through paho's packet state machine, no
+  MQTTMessage (whose Properties object and MQTTMessageInfo with its own
+  threading.Condition cost more than the rest of the read), one callback per read;
+* anything else (properties, QoS 2, CONNACK, SUBACK, a packet split across reads) takes
+  paho's own path, and its messages go to `on_message` (the per-topic matcher is unused);
+* `ack_many` acknowledges a committed batch with one write of concatenated PUBACKs.
 
 Everything else, including the protocol handling, stays paho's. These override private
 methods, so the paho version is pinned below 3 (pyproject.toml) and tests cover the path.
@@ -20,9 +22,8 @@ methods, so the paho version is pinned below 3 (pyproject.toml) and tests cover 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -33,9 +34,12 @@ _PUBACK_CMD = 0x40
 _U16 = struct.Struct("!H")
 
 
-@dataclass(frozen=True, slots=True)
-class Publish:
-    """What `on_message` needs of an incoming PUBLISH (duck-types paho's MQTTMessage)."""
+_PUBLISH = 0x30
+_QOS_BITS = 0x06
+
+
+class Publish(NamedTuple):
+    """What ingest needs of an incoming PUBLISH (duck-types paho's MQTTMessage)."""
 
     topic: str
     payload: bytes
@@ -49,6 +53,8 @@ class IngestClient(mqtt.Client):
         self._rbuf = b""
         self._rpos = 0
         self._rbuf_sock: object = None
+        # Called from the network thread with every fast-path PUBLISH of one read, in order.
+        self.on_publishes: Callable[[list[Publish]], None] | None = None
 
     def _buffered(self) -> bool:
         return self._rpos < len(self._rbuf) and self._sock is self._rbuf_sock
@@ -66,11 +72,79 @@ class IngestClient(mqtt.Client):
         return data
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        """Handle every complete packet already buffered, not only one per `select`."""
-        rc = super().loop_read(max_packets)
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._buffered() and self._sock is not None:
+        """Handle every complete packet of one read, not only one per `select`: the
+        fast-path PUBLISHes in one go, whatever else through paho."""
+        if self._sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        fast = self.on_publishes is not None
+        if fast and self._in_packet["command"] == 0 and not self._buffered():
+            try:
+                chunk = super()._sock_recv(READ_BUFFER)
+            except BlockingIOError:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS  # what paho returns for "no data yet"
+            except OSError:
+                chunk = b""  # paho's own read below meets the error again and reports it
+            self._rbuf, self._rpos, self._rbuf_sock = chunk, 0, self._sock
+        while True:
+            if fast and self._in_packet["command"] == 0 and self._buffered():
+                self._take_publishes()  # paho is between packets: the buffer starts one
+                if not self._buffered():
+                    return MQTTErrorCode.MQTT_ERR_SUCCESS
             rc = super().loop_read(max_packets)
-        return rc
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._sock is None or not self._buffered():
+                return rc
+
+    def _take_publishes(self) -> None:
+        """Decode the complete fast-path PUBLISH packets at the front of the read buffer;
+        stop at the first other packet, incomplete packet or anything odd, which paho's own
+        reader then takes from the same buffer (and judges, if malformed)."""
+        buf, pos, end = self._rbuf, self._rpos, len(self._rbuf)
+        v5 = self._protocol == mqtt.MQTTv5
+        out: list[Publish] = []
+        while pos + 2 < end:
+            command = buf[pos]
+            qos = (command & _QOS_BITS) >> 1
+            if command & 0xF0 != _PUBLISH or qos > 1:
+                break
+            length, shift, i = 0, 0, pos + 1  # Remaining Length: 1 to 4 bytes, 7 bits each
+            while i < end and i <= pos + 4:
+                byte = buf[i]
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                i += 1
+                if byte < 0x80:
+                    break
+            else:
+                break  # incomplete or over-long: paho's turn
+            stop = i + length
+            if stop > end or length < 2:
+                break
+            topic_end = i + 2 + (buf[i] << 8 | buf[i + 1])
+            body = topic_end + 2 if qos else topic_end
+            if v5:
+                if body >= stop or buf[body] != 0:  # MQTT 5 properties present: paho's path
+                    break
+                body += 1
+            if body > stop:
+                break
+            try:
+                topic = buf[i + 2 : topic_end].decode()
+            except UnicodeDecodeError:
+                break
+            mid = buf[topic_end] << 8 | buf[topic_end + 1] if qos else 0
+            out.append(Publish(topic, buf[body:stop], mid, qos))
+            pos = stop
+        if not out:
+            return
+        self._rpos = pos
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        on_publishes = self.on_publishes
+        if on_publishes is not None:
+            with self._in_callback_mutex:
+                on_publishes(out)
+        if not self._manual_ack:
+            self.ack_many(p.mid for p in out if p.qos == 1)
 
     def _handle_publish(self) -> MQTTErrorCode:
         packet = self._in_packet["packet"]

@@ -13,14 +13,12 @@ messages, which bounds the buffer.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -29,7 +27,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from ingest.client import IngestClient
+from ingest.client import IngestClient, Publish
+from ingest.inbox import Inbox
 from ingest.kinds import KindCache
 from ingest.parse import DeadLetter, Limits, Parsed, parse_message
 from ingest.stats import Stats
@@ -45,13 +44,17 @@ ROLLUP_INTERVAL_S = 300
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
+class Incoming(NamedTuple):
     topic: str
     payload: bytes
     mid: int
     qos: int
     received_at: datetime
+
+
+def _weight(message: Incoming) -> int:
+    """Readings in a message, roughly: a gateway batch counts its elements (exact at parse)."""
+    return message.payload.count(b'"device_id"') or 1
 
 
 class Worker:
@@ -66,8 +69,8 @@ class Worker:
             if settings.ingest_max_age_h
             else None,
         )
-        # Receive Maximum bounds QoS 1 messages in flight; QoS 0 ones block here when full.
-        self.inbox: queue.Queue[Incoming] = queue.Queue(maxsize=settings.ingest_receive_maximum * 2)
+        # Receive Maximum bounds QoS 1 messages in flight; QoS 0 ones wait here when full.
+        self.inbox: Inbox[Incoming] = Inbox(maxsize=settings.ingest_receive_maximum * 2)
         self.store = Store(settings.database_url)  # used by the committer thread only
         self.kinds = KindCache(settings.database_url, settings.ingest_registry_ttl_s)
         self.stats = Stats()
@@ -94,6 +97,7 @@ class Worker:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publishes = self._on_publishes
         client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         return client
@@ -151,7 +155,16 @@ class Worker:
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():
             return  # left unacknowledged: the broker redelivers it to the next session
-        self.inbox.put(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, datetime.now(UTC)))
+        self.inbox.put_many(
+            [Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, datetime.now(UTC))]
+        )
+
+    def _on_publishes(self, publishes: list[Publish]) -> None:
+        """Every plain PUBLISH of one socket read (ingest/client.py); they arrived together."""
+        if self._stopping.is_set():
+            return
+        now = datetime.now(UTC)
+        self.inbox.put_many([Incoming(*p, now) for p in publishes])
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -195,7 +208,7 @@ class Worker:
     def _write_batches(self) -> None:
         next_rollup = time.monotonic() + ROLLUP_INTERVAL_S
         in_flight: Future[None] | None = None  # the batch the committer holds, if any
-        while not self._stopping.is_set() or not self.inbox.empty():
+        while not self._stopping.is_set() or len(self.inbox):
             batch = self._collect()
             parsed = self._parse_retrying(batch) if batch else None
             if parsed is not None:
@@ -206,7 +219,7 @@ class Worker:
                 in_flight.result()  # surfaces the committer's error now, not at the next batch
                 in_flight = None
             now = time.monotonic()
-            self.stats.maybe_log(now, self.inbox.qsize(), self.settings.ingest_stats_interval_s)
+            self.stats.maybe_log(now, len(self.inbox), self.settings.ingest_stats_interval_s)
             if self._storage == "plain" and now >= next_rollup:
                 next_rollup = now + ROLLUP_INTERVAL_S
                 if in_flight is not None:
@@ -218,50 +231,34 @@ class Worker:
 
     def _collect(self) -> list[Incoming]:
         """Messages until the batch holds `ingest_batch_size` readings or the interval passes."""
-        batch: list[Incoming] = []
-        size = 0
-        deadline = time.monotonic() + self.settings.ingest_flush_interval_s
-        while size < self.settings.ingest_batch_size:
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                break
-            try:
-                item = self.inbox.get(timeout=timeout)
-            except queue.Empty:
-                break
-            batch.append(item)
-            # A gateway batch counts by its rough reading count; the exact count comes at parse.
-            size += max(1, item.payload.count(b'"device_id"'))
-        return batch
+        return self.inbox.take(
+            self.settings.ingest_batch_size, self.settings.ingest_flush_interval_s, _weight
+        )
 
-    def _parse(self, batch: list[Incoming]) -> list[Parsed]:
+    def _parse(self, batch: list[Incoming]) -> Parsed:
+        """One Parsed for the whole batch (a message's own is rebuilt only to isolate it)."""
         self.kinds.refresh()
-        kinds = self.kinds.kinds
-        results = [
-            parse_message(m.topic, m.payload, m.received_at, kinds, self.limits) for m in batch
-        ]
+        parsed = self._parse_with(batch, self.kinds.kinds)
         unknown = {
-            d.device_id
-            for p in results
-            for d in p.dead
-            if d.reason_code == "unknown_device" and d.device_id
+            d.device_id for d in parsed.dead if d.reason_code == "unknown_device" and d.device_id
         }
         if unknown and self.kinds.look_up(unknown):  # devices registered since the last reload
-            kinds = self.kinds.kinds
-            results = [
-                parse_message(m.topic, m.payload, m.received_at, kinds, self.limits)
-                if any(d.reason_code == "unknown_device" for d in p.dead)
-                else p
-                for m, p in zip(batch, results, strict=True)
-            ]
-        return results
+            parsed = self._parse_with(batch, self.kinds.kinds)
+        return parsed
 
-    def _parse_retrying(self, batch: list[Incoming]) -> list[Parsed] | None:
+    def _parse_with(self, batch: list[Incoming], kinds: dict[str, str]) -> Parsed:
+        out = Parsed()
+        limits = self.limits
+        for m in batch:
+            parse_message(m.topic, m.payload, m.received_at, kinds, limits, out)
+        return out
+
+    def _parse_retrying(self, batch: list[Incoming]) -> Parsed | None:
         """Parse (the registry cache may need the database); None if it is unavailable
         while stopping: the batch then stays unacknowledged."""
         return self._retrying(lambda: self._parse(batch), self.kinds.reset, len(batch))
 
-    def _commit(self, batch: list[Incoming], parsed: list[Parsed]) -> None:
+    def _commit(self, batch: list[Incoming], parsed: Parsed) -> None:
         """Committer thread: store the batch, retrying while the database is unreachable,
         then acknowledge it."""
         result = self._retrying(lambda: self._store(batch, parsed), self.store.reset, len(batch))
@@ -298,22 +295,22 @@ class Worker:
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.settings.ingest_retry_max_s)
 
-    def _store(self, batch: list[Incoming], parsed: list[Parsed]) -> WriteResult:
-        merged = Parsed()
-        for p in parsed:
-            merged.extend(p)
+    def _store(self, batch: list[Incoming], parsed: Parsed) -> WriteResult:
         try:
-            return self.store.write(merged)
+            return self.store.write(parsed)
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:  # the data, not the connection: find the culprit
             logger.warning("batch refused by the database (%s); writing message by message", exc)
-            return self._write_isolated(batch, parsed)
+            return self._write_isolated(batch)
 
-    def _write_isolated(self, batch: list[Incoming], parsed: list[Parsed]) -> WriteResult:
-        """Write each message alone; one the database refuses becomes a dead letter."""
+    def _write_isolated(self, batch: list[Incoming]) -> WriteResult:
+        """Write each message alone (parsed again, with the registry as the batch saw it);
+        one the database refuses becomes a dead letter."""
         results = []
-        for m, p in zip(batch, parsed, strict=True):
+        kinds = self.kinds.kinds
+        for m in batch:
+            p = parse_message(m.topic, m.payload, m.received_at, kinds, self.limits)
             try:
                 results.append(self.store.write(p))
             except psycopg.OperationalError:

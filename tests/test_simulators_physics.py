@@ -12,7 +12,7 @@ from simulators.engine import Simulation, build_world
 from simulators.fleet import make_fleet
 from simulators.scenario import Scenario, load_scenario
 from simulators.sun import LOCAL, to_ms
-from urbanwatch.models import READING_MODELS
+from urbanwatch.models import READING_MODELS, missing_measurement
 
 HOUR = 3_600_000
 START = to_ms(datetime(2024, 7, 1, 16, 0, tzinfo=LOCAL))
@@ -59,7 +59,8 @@ def test_every_reading_validates_against_its_model():
     assert len(out) > 10_000
     for device, payload in out:
         body = {k: v for k, v in payload.items() if k != "device_id"}
-        READING_MODELS[device.kind].model_validate(body)
+        reading = READING_MODELS[device.kind].model_validate(body)
+        assert missing_measurement(device.kind, reading.__dict__) is None, payload
 
 
 def test_same_seed_same_readings():
