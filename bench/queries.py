@@ -99,18 +99,34 @@ def run_queries(url: str, info: dict, repeats: int) -> dict:
     return out
 
 
-def prepare(admin_url: str, storage_name: str, scale: float, days: int, out: dict) -> None:
-    """Fill one server; `out` gets the timings and sizes (runs in a thread)."""
+def prepare(
+    admin_url: str,
+    storage_name: str,
+    scale: float,
+    days: int,
+    out: dict,
+    jobs: int = 1,
+    live: bool = False,
+) -> None:
+    """Fill one server; `out` gets the timings and sizes (runs in a thread). `live`: settle
+    each day as it is written (bench/backfill.py), so TimescaleDB chunks are compressed
+    along the way and only compressed sizes exist."""
     with bench_database(admin_url, storage_name, commit_log=False) as url:
         start = time.perf_counter()
-        info = backfill.backfill(url, scale, days)
+        progress = backfill.print_progress(storage_name) if live else None
+        info = backfill.backfill(url, scale, days, jobs, live=live, progress=progress)
         out["backfill_s"] = round(time.perf_counter() - start, 1)
+        out["backfill_jobs"], out["settled_daily"] = jobs, live
+        if live:
+            out["settle_s"] = info["settle_s"]
         with psycopg.connect(url, autocommit=True) as conn:
             start = time.perf_counter()
             refresh_rollups(conn)
             out["rollup_refresh_s"] = round(time.perf_counter() - start, 1)
-            out["storage"] = storage.sizes(conn, storage_name)
-            out["backfill_rows_per_s"] = round(out["storage"]["rows"] / out["backfill_s"])
+            sizes = storage.sizes(conn, storage_name)
+            out["backfill_rows_per_s"] = round(sizes["rows"] / out["backfill_s"])
+            if not (live and storage_name == "timescale"):  # else already compressed
+                out["storage"] = sizes
             if storage_name == "timescale":
                 start = time.perf_counter()
                 out["chunks_compressed"] = storage.compress_like_the_policy(conn)
@@ -155,3 +171,25 @@ def run(admin_url: str, timescale_url: str | None, scale: float, days: int, quic
     if not timescale_url:
         result["timescale"] = None
     return result
+
+
+def run_one(
+    admin_url: str, storage_name: str, scale: float, days: int, jobs: int, live: bool
+) -> dict:
+    """One server alone: fill it, query it, drop it (a city-scale run, bench/city.py)."""
+    state: dict = {}
+    thread = threading.Thread(
+        target=prepare, args=(admin_url, storage_name, scale, days, state, jobs, live)
+    )
+    thread.start()
+    try:
+        while "ready" not in state:
+            if not thread.is_alive():
+                raise RuntimeError(f"preparing {storage_name} failed (see the traceback above)")
+            time.sleep(1)
+        summary = {k: v for k, v in state.items() if k not in ("ready", "done", "info", "url")}
+        summary["queries"] = run_queries(state["url"], state["info"], 3)
+    finally:
+        state.setdefault("done", threading.Event()).set()
+        thread.join()
+    return summary

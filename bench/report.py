@@ -90,7 +90,51 @@ def render(results: dict) -> str:
     q = results.get("queries", {})
     if q:
         lines += _queries(q)
+    city = results.get("city")
+    if city:
+        lines += _city(city)
     return "\n".join(lines) + "\n"
+
+
+def _city(c: dict) -> list[str]:
+    """The full-city run (bench/city.py), measured apart: it takes over an hour."""
+    meta = c["meta"]
+    fleet = ", ".join(f"{n:,} {k}" for k, n in c["fleet"].items())
+    lines = [
+        f"## 4–5 at {'full city' if c['scale'] == 1 else format(c['scale'], 'g') + ' × city'} "
+        f"scale ({fleet}; {c['readings_per_day']:,} readings a day)",
+        "",
+        f"From `python -m bench.city` (bench/results/queries-city.json): {meta['date']} · "
+        f"commit {meta['commit']} · {meta.get('elapsed_s', '?')} s. Each server filled alone "
+        "day by day, settled as live operation would (rollups refreshed, TimescaleDB chunks "
+        "older than 7 days compressed), then queried with nothing else running.",
+        "",
+        "| server | days | rows | backfill rows/s (jobs) | device 30 d p50 / p99 ms | "
+        "district rollup month p50 / p99 ms (all kinds) | target rollup p99 ≤ 200 ms | "
+        "device-hourly rollup by district p50 / p99 ms | bytes/reading | rollup GB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("timescale", "plain"):
+        r = c.get(name)
+        if not r:
+            lines.append(f"| {name} | not run ||||||||| ")
+            continue
+        qs = r["queries"]
+        dev, roll = qs["device_30d"], qs["rollup_month_all_kinds"]
+        district = qs["district_month_all_kinds"]
+        size = r.get("storage") or r.get("storage_compressed") or {}
+        label = "compressed " if "storage" not in r else ""
+        lines.append(
+            f"| {name} | {r['days']} | {_n(size.get('rows'))} | "
+            f"{_n(r['backfill_rows_per_s'])} ({r['backfill_jobs']}) | "
+            f"{dev['p50_ms']} / {dev['p99_ms']} | {district['p50_ms']} / {district['p99_ms']} | "
+            f"{_ok(district['p99_ms'] <= 200)} | {roll['p50_ms']} / {roll['p99_ms']} | "
+            f"{label}{size.get('bytes_per_reading', '–')} | "
+            f"{size.get('rollup_bytes', 0) / 1e9:.1f} |"
+        )
+    note = c.get("note")
+    lines += ["", note, ""] if note else [""]
+    return lines
 
 
 def _queries(q: dict) -> list[str]:

@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         out = RESULTS / f"{part}{suffix}.json"
         out.write_text(json.dumps({"meta": meta, part: results[part]}, indent=2, default=str))
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    city = RESULTS / "queries-city.json"  # bench/city.py: too long for this run
+    if city.exists() and not args.quick:
+        results["city"] = json.loads(city.read_text())
     markdown = report.render(results)
     (RESULTS / f"latest{suffix}.md").write_text(markdown)
     print(markdown)

@@ -97,11 +97,6 @@ class Parsed:
     dead: list[DeadLetter] = field(default_factory=list)
     status: list[StatusEvent] = field(default_factory=list)
 
-    def extend(self, other: Parsed) -> None:
-        self.rows.extend(other.rows)
-        self.dead.extend(other.dead)
-        self.status.extend(other.status)
-
 
 class StatusMessage(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
