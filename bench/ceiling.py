@@ -73,7 +73,7 @@ def broker_rate(subscriber: str, rate: float, seconds: float, devices: int = 100
 
 
 def copy_rate(admin_url: str, rows: int) -> dict:
-    with bench_database(admin_url, commit_log=False) as url, psycopg.connect(url) as conn:
+    with bench_database(admin_url, commit_log=None) as url, psycopg.connect(url) as conn:
         with conn.cursor() as cur, cur.copy(GENERATE.replace("%s", str(rows))) as copy:
             encoded = b"".join(bytes(chunk) for chunk in copy)
         conn.commit()

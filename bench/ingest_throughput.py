@@ -15,6 +15,7 @@ import uuid
 
 import orjson
 import psycopg
+from psycopg import sql
 
 from bench import load
 from bench.harness import (
@@ -41,6 +42,27 @@ def _backend_pids(url: str) -> list[int]:
     return [r[0] for r in rows]
 
 
+SERVER_COUNTERS = """SELECT checkpoints_timed + checkpoints_req, buffers_backend,
+       pg_current_wal_lsn() - '0/0'::pg_lsn FROM pg_stat_bgwriter"""
+
+
+def _server_counters(url: str) -> tuple[int, int, int]:
+    """Checkpoints, pages written by backends themselves (evicting), WAL position: how the
+    database server's own configuration weighs on a run (bench/README.md)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(SERVER_COUNTERS).fetchone()
+    return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+
+
+def _pg_settings(url: str) -> str:
+    names = ("shared_buffers", "max_wal_size", "synchronous_commit", "wal_compression")
+    with psycopg.connect(url) as conn:
+        return ", ".join(
+            f"{n} {conn.execute(sql.SQL('SHOW {}').format(sql.Identifier(n))).fetchone()[0]}"  # type: ignore[index]
+            for n in names
+        )
+
+
 def run_ingest(
     admin_url: str,
     mode: str,
@@ -51,7 +73,8 @@ def run_ingest(
     env: dict[str, str] | None = None,
 ) -> dict:
     prefix = f"uwb{uuid.uuid4().hex[:6]}"
-    with bench_database(admin_url) as url, broker() as b:
+    log = "timestamps" if latency else "rows"
+    with bench_database(admin_url, commit_log=log) as url, broker() as b:
         if mode == "device":
             devices = load.device_ids(prefix, DEVICES)
         else:
@@ -67,6 +90,7 @@ def run_ingest(
         ]
         backends = _backend_pids(url)
         backend_cpu0 = sum(cpu_seconds(p) for p in backends)
+        server0 = _server_counters(url)
         broker_cpu0 = cpu_seconds(b.proc.pid)
         # ts = scheduled publish time: the generator is told to start 0.3 s after "go"
         spec = {"mode": mode, "prefix": prefix, "rate": rate, "seconds": seconds}
@@ -96,6 +120,9 @@ def run_ingest(
         last_commit = listener.commits[-1][0] if listener.commits else time.time()
         backend_cpu = sum(cpu_seconds(p) for p in backends) - backend_cpu0
         broker_cpu = cpu_seconds(b.proc.pid) - broker_cpu0
+        server = [
+            after - before for after, before in zip(_server_counters(url), server0, strict=True)
+        ]
         stopped = [w.stop() for w in procs]
         listener.close()
         stored = count_rows(url, "streetlight")
@@ -116,6 +143,9 @@ def run_ingest(
             "broker_cpu_s_per_million": round(broker_cpu / stored * 1e6, 1),
             "loadgen_cpu_s_per_million": round(paced["cpu_s"] / stored * 1e6, 1),
             "commits": len(listener.commits),
+            "pg_checkpoints": server[0],
+            "pg_backend_evictions_mb": round(server[1] * 8192 / 1e6),
+            "pg_wal_bytes_per_reading": round(server[2] / stored) if stored else None,
         }
         if latency:
             result |= _latencies(url, listener)
@@ -147,7 +177,7 @@ def run(admin_url: str, quick: bool) -> dict:
         "device_2_workers": ("device", 2, 42_000),
         "gateway_1_worker": ("gateway", 1, 105_000),
     }
-    result = {}
+    result: dict = {"pg_settings": _pg_settings(admin_url)}
     for name, (mode, workers, rate) in cases.items():
         result[name] = run_ingest(admin_url, mode, workers, rate, seconds)
         print(name, orjson.dumps(result[name]).decode(), file=sys.stderr)

@@ -111,7 +111,7 @@ def prepare(
     """Fill one server; `out` gets the timings and sizes (runs in a thread). `live`: settle
     each day as it is written (bench/backfill.py), so TimescaleDB chunks are compressed
     along the way and only compressed sizes exist."""
-    with bench_database(admin_url, storage_name, commit_log=False) as url:
+    with bench_database(admin_url, storage_name, commit_log=None) as url:
         start = time.perf_counter()
         progress = backfill.print_progress(storage_name) if live else None
         info = backfill.backfill(url, scale, days, jobs, live=live, progress=progress)

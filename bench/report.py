@@ -74,6 +74,21 @@ def render(results: dict) -> str:
                 f"≥ {_n(target)}: {_ok(r['readings_per_s'] >= (target or 0))} | {r['lost']} | "
                 f"{r['worker_cpu_s_per_million']} | {r['broker_cpu_s_per_million']} |"
             )
+        settings = ing.get("pg_settings")
+        lines += [
+            "",
+            "PostgreSQL during each case (its configuration weighs on the gateway case: "
+            f"{settings or 'settings not recorded'}): "
+            + "; ".join(
+                f"{name.replace('_', ' ')}: {r.get('pg_checkpoints', '?')} checkpoint(s), "
+                f"{r.get('pg_backend_evictions_mb', '?')} MB written by backends evicting "
+                f"pages, {r.get('pg_wal_bytes_per_reading', '?')} WAL bytes/reading, "
+                f"backend CPU {r['pg_backend_cpu_s_per_million']} s/M"
+                for name, r in ing.items()
+                if isinstance(r, dict)
+            )
+            + ".",
+        ]
         lines.append("")
     lat = results.get("latency", {})
     if lat:
