@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         summary = queries.run_one(url, name, args.scale, days, args.jobs, live=True)
-        result[name] = {"days": days, **summary}
+        result[name] = {"days": days, "meta": result["meta"], **summary}
         print(name, json.dumps(summary, default=str), file=sys.stderr, flush=True)
         result["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
         with open(args.output, "w") as out:  # after each server: a long run keeps what it did

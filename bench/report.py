@@ -119,8 +119,13 @@ def _city(c: dict) -> list[str]:
         f"## 4–5 at {'full city' if c['scale'] == 1 else format(c['scale'], 'g') + ' × city'} "
         f"scale ({fleet}; {c['readings_per_day']:,} readings a day)",
         "",
-        f"From `python -m bench.city` (bench/results/queries-city.json): {meta['date']} · "
-        f"commit {meta['commit']} · {meta.get('elapsed_s', '?')} s. Each server filled alone "
+        "From `python -m bench.city` (bench/results/queries-city.json): "
+        + "; ".join(
+            f"{name} {m['date']} · commit {m['commit']} · {m.get('elapsed_s', '?')} s"
+            for name in ("timescale", "plain")
+            if (m := (c.get(name) or {}).get("meta", meta if c.get(name) else None))
+        )
+        + ". Each server filled alone "
         "day by day, settled as live operation would (rollups refreshed, TimescaleDB chunks "
         "older than 7 days compressed), then queried with nothing else running.",
         "",
