@@ -111,6 +111,17 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _query_cells(r: dict) -> str:
+    """device 30 d | district rollup month | target | device-hourly rollup by district."""
+    qs = r["queries"]
+    dev, roll = qs["device_30d"], qs["rollup_month_all_kinds"]
+    district = qs["district_month_all_kinds"]
+    return (
+        f"{dev['p50_ms']} / {dev['p99_ms']} | {district['p50_ms']} / {district['p99_ms']} | "
+        f"{_ok(district['p99_ms'] <= 200)} | {roll['p50_ms']} / {roll['p99_ms']}"
+    )
+
+
 def _city(c: dict) -> list[str]:
     """The full-city run (bench/city.py), measured apart: it takes over an hour."""
     meta = c["meta"]
@@ -139,16 +150,11 @@ def _city(c: dict) -> list[str]:
         if not r:
             lines.append(f"| {name} | not run ||||||||| ")
             continue
-        qs = r["queries"]
-        dev, roll = qs["device_30d"], qs["rollup_month_all_kinds"]
-        district = qs["district_month_all_kinds"]
         size = r.get("storage") or r.get("storage_compressed") or {}
         label = "compressed " if "storage" not in r else ""
         lines.append(
             f"| {name} | {r['days']} | {_n(size.get('rows'))} | "
-            f"{_n(r['backfill_rows_per_s'])} ({r['backfill_jobs']}) | "
-            f"{dev['p50_ms']} / {dev['p99_ms']} | {district['p50_ms']} / {district['p99_ms']} | "
-            f"{_ok(district['p99_ms'] <= 200)} | {roll['p50_ms']} / {roll['p99_ms']} | "
+            f"{_n(r['backfill_rows_per_s'])} ({r['backfill_jobs']}) | {_query_cells(r)} | "
             f"{label}{size.get('bytes_per_reading', '–')} | "
             f"{size.get('rollup_bytes', 0) / 1e9:.1f} |"
         )
@@ -173,15 +179,10 @@ def _queries(q: dict) -> list[str]:
         if not r:
             lines.append(f"| {name} | skipped (no TimescaleDB server given) ||||||||")
             continue
-        qs = r["queries"]
-        dev, roll = qs["device_30d"], qs["rollup_month_all_kinds"]
-        district = qs["district_month_all_kinds"]
         compressed = r.get("storage_compressed", {}).get("bytes_per_reading", "–")
         lines.append(
             f"| {name} | {_n(r['storage']['rows'])} | {_n(r['backfill_rows_per_s'])} | "
-            f"{dev['p50_ms']} / {dev['p99_ms']} | {district['p50_ms']} / {district['p99_ms']} | "
-            f"{_ok(district['p99_ms'] <= 200)} | {roll['p50_ms']} / {roll['p99_ms']} | "
-            f"{r['storage']['bytes_per_reading']} | {compressed} |"
+            f"{_query_cells(r)} | {r['storage']['bytes_per_reading']} | {compressed} |"
         )
     lines += [
         "",
