@@ -29,8 +29,9 @@ from itertools import pairwise
 
 import psycopg
 
-from urbanwatch.models import KINDS
-from urbanwatch.queries import get_storage, refresh_rollups, settle_after_bulk_load
+from urbanwatch.kinds import KINDS
+from urbanwatch.queries.meta import get_storage
+from urbanwatch.queries.rollups import refresh_rollups, settle_after_bulk_load
 
 CITY = {"manhole": 30_000, "streetlight": 40_000, "waterlog": 100, "watermeter": 1_000}
 DISTRICTS = (

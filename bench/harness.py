@@ -28,8 +28,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from urbanwatch.kinds import KINDS
 from urbanwatch.migrate import migrate
-from urbanwatch.models import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from bench import backfill, storage
 from bench.harness import bench_database
-from urbanwatch.queries import refresh_rollups
+from urbanwatch.queries.rollups import refresh_rollups
 
 MEASURE = {
     "manhole": "max(max_tilt_deg)",

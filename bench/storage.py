@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from urbanwatch.models import KINDS
+from urbanwatch.kinds import KINDS
 
 
 def sizes(conn: psycopg.Connection, storage: str) -> dict:

@@ -24,9 +24,9 @@ from simulators.engine import Simulation
 from simulators.fleet import Fleet
 from simulators.world import World
 from urbanwatch import db
-from urbanwatch.models import KINDS, measurement_fields
-from urbanwatch.queries import refresh_rollups, settle_after_bulk_load
-from urbanwatch.readings import copy_readings
+from urbanwatch.kinds import KINDS, measurement_fields
+from urbanwatch.queries.readings import copy_readings
+from urbanwatch.queries.rollups import refresh_rollups, settle_after_bulk_load
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from simulators.scenario import load_scenario
 from simulators.sun import LOCAL, to_ms
 from simulators.truth import ground_truth, write_truth
 from urbanwatch import registry
-from urbanwatch.models import KINDS
+from urbanwatch.kinds import KINDS
 
 START = to_ms(datetime(2024, 7, 1, 0, 0, tzinfo=LOCAL))
 END = START + 2 * 86_400_000

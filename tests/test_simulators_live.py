@@ -15,7 +15,7 @@ from simulators.publisher import Publisher
 from tests.conftest import wait_for
 from tests.mqtt_helpers import make_settings, running_worker
 from urbanwatch import cli, registry
-from urbanwatch.models import KINDS
+from urbanwatch.kinds import KINDS
 
 
 def stored(conn) -> int:

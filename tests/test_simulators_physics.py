@@ -12,7 +12,7 @@ from simulators.engine import Simulation, build_world
 from simulators.fleet import make_fleet
 from simulators.scenario import Scenario, load_scenario
 from simulators.sun import LOCAL, to_ms
-from urbanwatch.models import READING_MODELS, missing_measurement
+from urbanwatch.kinds import READING_MODELS, missing_measurement
 
 HOUR = 3_600_000
 START = to_ms(datetime(2024, 7, 1, 16, 0, tzinfo=LOCAL))

@@ -16,9 +16,10 @@ from typing import Literal
 
 import psycopg
 
+from urbanwatch.queries.meta import Storage, get_storage
+
 logger = logging.getLogger(__name__)
 
-Storage = Literal["timescale", "plain"]
 STORAGES: tuple[Storage, ...] = ("timescale", "plain")
 _FILE_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 # Any constant works; it only has to be the same for every migrator of this schema.
@@ -65,16 +66,8 @@ def timescale_loadable(conn: psycopg.Connection) -> bool:
     return bool(row and row[0] and row[1])
 
 
-def stored_storage(conn: psycopg.Connection) -> Storage | None:
-    exists = conn.execute("SELECT to_regclass('urbanwatch_meta') IS NOT NULL").fetchone()
-    if not exists or not exists[0]:
-        return None
-    row = conn.execute("SELECT value FROM urbanwatch_meta WHERE key = 'storage'").fetchone()
-    return row[0] if row else None  # type: ignore[return-value]
-
-
 def choose_storage(conn: psycopg.Connection, wanted: Storage | Literal["auto"]) -> Storage:
-    current = stored_storage(conn)
+    current = get_storage(conn)
     if current is not None:
         if wanted not in ("auto", current):
             raise RuntimeError(

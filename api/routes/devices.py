@@ -7,7 +7,6 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import ValidationError
 
 from api.deps import Conn, field_error
-from urbanwatch import queries
 from urbanwatch.models import (
     ATTRS_MODELS,
     DeviceCreate,
@@ -17,6 +16,7 @@ from urbanwatch.models import (
     DeviceUpdate,
     Kind,
 )
+from urbanwatch.queries import devices as queries
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import Conn
-from urbanwatch import queries
 from urbanwatch.models import DistrictPublic
+from urbanwatch.queries import districts
 
 router = APIRouter(prefix="/districts", tags=["districts"])
 
@@ -12,4 +12,4 @@ router = APIRouter(prefix="/districts", tags=["districts"])
 @router.get("", response_model=list[DistrictPublic])
 def list_districts(conn: Conn) -> list[DistrictPublic]:
     """Anyang's districts and their class (central city or county-level city)."""
-    return queries.list_districts(conn)
+    return districts.list_districts(conn)

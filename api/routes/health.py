@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import Conn
-from urbanwatch import queries
+from urbanwatch.queries import meta
 
 router = APIRouter(tags=["health"])
 
@@ -11,4 +11,4 @@ router = APIRouter(tags=["health"])
 @router.get("/health")
 def health(conn: Conn) -> dict[str, str]:
     """Liveness and the storage back-end in use (timescale or plain)."""
-    return {"status": "ok", "storage": queries.get_storage(conn)}
+    return {"status": "ok", "storage": meta.get_storage(conn) or "none"}

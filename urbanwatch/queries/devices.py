@@ -1,9 +1,8 @@
-"""Queries shared by the services: one SQL constant beside one small typed function each."""
+"""The device registry."""
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -11,43 +10,24 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from urbanwatch.models import (
-    KINDS,
-    DeviceCreate,
-    DevicePublic,
-    DeviceUpdate,
-    DistrictPublic,
-)
-
-# The rollups each kind has: per device and hour, and per district and hour.
-ROLLUP_VIEWS = ("{kind}_hourly", "{kind}_district_hourly")
+from urbanwatch.models import DeviceCreate, DevicePublic, DeviceUpdate
 
 DEVICE_COLUMNS = (
     "device_id, kind, district, lat, lon, status, installed_at, commissioned_at, attrs, "
     "created_at, updated_at"
 )
+ALL_KINDS = "SELECT device_id, kind FROM devices"
+KINDS_OF = "SELECT device_id, kind FROM devices WHERE device_id = ANY(%s)"
 
 
-def get_storage(conn: psycopg.Connection) -> str:
-    row = conn.execute("SELECT value FROM urbanwatch_meta WHERE key = 'storage'").fetchone()
-    return row[0] if row else "plain"
-
-
-def list_districts(conn: psycopg.Connection) -> list[DistrictPublic]:
-    with conn.cursor(row_factory=class_row(DistrictPublic)) as cur:
-        return cur.execute(
-            "SELECT code, name_zh, name_en, district_class FROM districts ORDER BY code"
-        ).fetchall()
-
-
-def device_kinds(conn: psycopg.Connection, device_ids: list[str] | None = None) -> dict[str, str]:
+def device_kinds(
+    conn: psycopg.Connection, device_ids: Iterable[str] | None = None
+) -> dict[str, str]:
     """device_id -> kind, for all devices or for the given ids."""
     if device_ids is None:
-        rows = conn.execute("SELECT device_id, kind FROM devices")
+        rows = conn.execute(ALL_KINDS)
     else:
-        rows = conn.execute(
-            "SELECT device_id, kind FROM devices WHERE device_id = ANY(%s)", (device_ids,)
-        )
+        rows = conn.execute(KINDS_OF, (list(device_ids),))
     return dict(rows.fetchall())  # type: ignore[arg-type]
 
 
@@ -128,62 +108,3 @@ def update_device(
             + sql.SQL(DEVICE_COLUMNS),
             [*fields.values(), device_id],
         ).fetchone()
-
-
-def count_readings(conn: psycopg.Connection, kind: str) -> int:
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}")
-    row = conn.execute(
-        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(f"{kind}_readings"))
-    ).fetchone()
-    return row[0] if row else 0
-
-
-def dead_letter_counts(conn: psycopg.Connection) -> dict[str, int]:
-    rows = conn.execute("SELECT reason_code, count(*) FROM dead_letters GROUP BY 1 ORDER BY 1")
-    return dict(rows.fetchall())  # type: ignore[arg-type]
-
-
-def refresh_rollups(
-    conn: psycopg.Connection, start: datetime | None = None, end: datetime | None = None
-) -> str:
-    """Bring the `<kind>_hourly` rollups up to date. On TimescaleDB this refreshes the
-    continuous aggregates over [start, end) (all time when omitted), which a backfill of
-    old data needs since the policy only looks 4 days back. Needs an autocommit connection."""
-    if get_storage(conn) == "timescale":
-        for kind in KINDS:
-            for view in ROLLUP_VIEWS:
-                _refresh_cagg(conn, view.format(kind=kind), start, end)
-        return "refreshed continuous aggregates"
-    row = conn.execute("SELECT urbanwatch_refresh_rollups()").fetchone()
-    return f"materialized {row[0] if row else 0} hourly rows"
-
-
-# A policy run of the same aggregate holds its refresh lock for a moment; wait it out.
-CAGG_LOCK_RETRIES = 60
-CAGG_LOCK_WAIT_S = 0.5
-
-
-def _refresh_cagg(
-    conn: psycopg.Connection, view: str, start: datetime | None, end: datetime | None
-) -> None:
-    for attempt in range(CAGG_LOCK_RETRIES):
-        try:
-            conn.execute(
-                "CALL refresh_continuous_aggregate(%s, %s::timestamptz, %s::timestamptz)",
-                (view, start, end),
-            )
-            return
-        except psycopg.errors.LockNotAvailable:
-            if attempt == CAGG_LOCK_RETRIES - 1:
-                raise
-            time.sleep(CAGG_LOCK_WAIT_S)
-
-
-def settle_after_bulk_load(conn: psycopg.Connection) -> None:
-    """VACUUM ANALYZE the readings tables after a bulk load (a backfill): fresh statistics,
-    and on plain storage the BRIN ranges get summarized — an unsummarized range matches every
-    time-range query, which turned a 3 ms rollup query into 270 ms. Needs autocommit."""
-    for kind in KINDS:
-        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(f"{kind}_readings")))
-    conn.execute("ANALYZE devices")  # imported with the fleet; rollup joins plan on its stats
