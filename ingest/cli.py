@@ -9,8 +9,12 @@ import signal
 import threading
 from typing import Any
 
+import psycopg
+
+from ingest.session import ClaimRefused
 from ingest.worker import Worker
 from urbanwatch import db
+from urbanwatch.retry import first_line
 from urbanwatch.settings import Settings
 
 logger = logging.getLogger("ingest")
@@ -20,16 +24,17 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "ingest",
         help="run the MQTT -> database ingest worker",
-        description="Subscribe (MQTT 5, QoS 1, shared subscription) to every device's telemetry "
-        "and status topics, validate each reading and write batches with COPY. A message is "
-        "acknowledged only after its rows are committed or it is dead-lettered. Run several "
-        "workers, each with its own --client-id, to split the load. Tunables: INGEST_* "
-        "environment variables (README.md).",
+        description="Subscribe (MQTT 5, QoS 1, persistent session) to everything under the "
+        "topic prefix, validate each reading and write batches with COPY. A message is "
+        "acknowledged only after its rows are committed or it is dead-lettered. One worker "
+        "takes every message; to split the load set INGEST_SHARE_GROUP and start several "
+        "(docs/scaling.md). Tunables: INGEST_* environment variables (README.md).",
     )
     p.add_argument(
         "--client-id",
-        help="MQTT client id; a restarted worker must reuse it to get "
-        "its queued messages back (default: INGEST_CLIENT_ID or urbanwatch-ingest-<host>)",
+        help="MQTT client id (default: INGEST_CLIENT_ID, else claimed automatically as "
+        "urbanwatch-ingest-<deployment>-<slot>, the same after a restart so the session and "
+        "the messages queued meanwhile come back); two running workers never share one",
     )
     p.set_defaults(func=run)
 
@@ -53,11 +58,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     _tune_gc()
     try:
         worker.start()
-    except Exception as exc:
+    except ClaimRefused as exc:
+        logger.error("cannot start ingest: %s", exc)
+        return 1
+    except (psycopg.Error, RuntimeError) as exc:
         logger.error(
-            "cannot start ingest against %s: %s (did you run `urbanwatch migrate`?)",
+            "cannot start ingest against %s: %s",
             db.describe(settings.database_url),
-            exc,
+            first_line(exc),
         )
         return 1
     logger.info("ingest running; Ctrl-C to stop")

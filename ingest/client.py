@@ -36,6 +36,7 @@ _U16 = struct.Struct("!H")
 
 _PUBLISH = 0x30
 _QOS_BITS = 0x06
+_DUP_BIT = 0x08
 
 
 class Publish(NamedTuple):
@@ -45,6 +46,7 @@ class Publish(NamedTuple):
     payload: bytes
     mid: int
     qos: int
+    dup: bool  # the broker sent it before (redelivery after a lost acknowledgement)
 
 
 class IngestClient(mqtt.Client):
@@ -55,6 +57,17 @@ class IngestClient(mqtt.Client):
         self._rbuf_sock: object = None
         # Called from the network thread with every fast-path PUBLISH of one read, in order.
         self.on_publishes: Callable[[list[Publish]], None] | None = None
+        # Why the last connection attempt failed (paho's on_connect_fail does not say).
+        self.last_connect_error: OSError | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        try:
+            rc = super().reconnect()
+        except OSError as exc:
+            self.last_connect_error = exc
+            raise
+        self.last_connect_error = None
+        return rc
 
     def _buffered(self) -> bool:
         return self._rpos < len(self._rbuf) and self._sock is self._rbuf_sock
@@ -132,7 +145,7 @@ class IngestClient(mqtt.Client):
             except UnicodeDecodeError:
                 break
             mid = buf[topic_end] << 8 | buf[topic_end + 1] if qos else 0
-            out.append(Publish(topic, buf[body:stop], mid, qos))
+            out.append(Publish(topic, buf[body:stop], mid, qos, bool(command & _DUP_BIT)))
             pos = stop
         if not out:
             return
@@ -158,7 +171,8 @@ class IngestClient(mqtt.Client):
             topic = packet[2:end].decode()
         except UnicodeDecodeError:
             return super()._handle_publish()  # type: ignore[no-any-return]
-        self._handle_on_message(Publish(topic, bytes(packet[props + 1 :]), mid, qos))  # type: ignore[arg-type]
+        dup = bool(self._in_packet["command"] & _DUP_BIT)
+        self._handle_on_message(Publish(topic, bytes(packet[props + 1 :]), mid, qos, dup))  # type: ignore[arg-type]
         if qos == 1 and not self._manual_ack:
             return self._send_puback(mid)  # type: ignore[no-any-return]
         return MQTTErrorCode.MQTT_ERR_SUCCESS

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import psycopg
 
 from urbanwatch import db
+from urbanwatch.queries import devices
 
 
 class KindCache:
@@ -40,7 +41,7 @@ class KindCache:
         if now - self._loaded < self.ttl_s:
             return
         conn = self._connection()
-        self.kinds = dict(conn.execute("SELECT device_id, kind FROM devices").fetchall())
+        self.kinds = devices.device_kinds(conn)
         conn.commit()
         self._loaded = now
         self._misses.clear()
@@ -57,11 +58,7 @@ class KindCache:
         if not wanted:
             return False
         conn = self._connection()
-        found: dict[str, str] = dict(
-            conn.execute(
-                "SELECT device_id, kind FROM devices WHERE device_id = ANY(%s)", (wanted,)
-            ).fetchall()
-        )
+        found = devices.device_kinds(conn, wanted)
         conn.commit()
         self.kinds.update(found)
         for d in wanted:

@@ -1,8 +1,9 @@
 """Pure parsing: (topic, payload, receive time, registry) -> rows, dead letters, status events.
 
 No I/O and no clock here; the worker passes `received_at` and the registry snapshot in.
-Every refusal becomes a DeadLetter whose reason names the field, so nothing is dropped
-silently and one bad element of a gateway batch never takes its good siblings with it.
+Every message under the prefix ends as rows, status events or dead letters (urbanwatch's own
+outbound topics aside); every refusal's reason names the field, and one bad element of a
+gateway batch never takes its good siblings with it. Nothing here raises on any input.
 """
 
 from __future__ import annotations
@@ -10,65 +11,36 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from operator import itemgetter
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from urbanwatch.models import (
-    DEVICE_ID_RE,
-    PRIMARY_VALUES,
-    READING_MODELS,
-    Reading,
-    Timestamp,
-    describe_errors,
-    measurement_fields,
-    missing_measurement,
+from ingest.extras import exact_object
+from ingest.reading import (
+    Limits,
+    Refused,
+    Row,
+    Window,
+    checked_extras,
+    error_code,
+    parse_reading,
 )
-from urbanwatch.topics import GATEWAY, parse_topic
+from urbanwatch.kinds import Timestamp
+from urbanwatch.models import DEVICE_ID_RE, describe_errors
+from urbanwatch.topics import GATEWAY, is_outbound, parse_topic
 
-FIELDS = {kind: measurement_fields(kind) for kind in READING_MODELS}
-# Speed (bench/README.md, profiling): the schema validator directly skips `model_validate`'s
-# Python wrapper (~0.6 µs a reading), and one itemgetter builds a row's measurement columns
-# from the validated model's __dict__ in C instead of a list comprehension. The validated
-# models also declare the address fields a body may repeat (`device_id`, `kind`), so they
-# stay out of `extra` without copying every body to pop them.
-_VALIDATORS = {
-    kind: create_model(  # type: ignore[call-overload]
-        f"{model.__name__}Body",
-        __base__=model,
-        device_id=(str | None, None),
-        kind=(str | None, None),
-    ).__pydantic_validator__
-    for kind, model in READING_MODELS.items()
-}
+__all__ = ["DeadLetter", "Limits", "Parsed", "Row", "StatusEvent", "parse_message"]
 
-# Every kind has several fields, so each itemgetter returns a tuple.
-_COLUMNS: dict[str, Callable[[dict[str, Any]], tuple[Any, ...]]] = {
-    kind: itemgetter(*fields) for kind, fields in FIELDS.items()
-}
-assert all(len(fields) > 1 for fields in FIELDS.values())
 # A status word, in a JSON status message or as the bare text of a last will.
 STATUS_PATTERN = r"^[a-z_]{1,32}$"
 _PLAIN_STATUS = re.compile(STATUS_PATTERN.encode())
-_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
 
-@dataclass(frozen=True)
-class Limits:
-    prefix: str
-    max_payload_bytes: int = 256 * 1024
-    max_future: timedelta = timedelta(minutes=5)
-    max_age: timedelta | None = timedelta(hours=72)
-
-
-class Row(NamedTuple):  # a NamedTuple: built for every reading, ~2x cheaper than a dataclass
-    """A validated reading in table column order: ts, device_id, received_at, fields…, extra."""
-
-    kind: str
-    values: tuple[Any, ...]
+def _text(value: str) -> str:
+    """Text the database can store: PostgreSQL text cannot hold NUL."""
+    return value.replace("\x00", "\\u0000") if "\x00" in value else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +53,21 @@ class DeadLetter:
     device_id: str | None = None
     element_index: int | None = None
 
+    @classmethod
+    def of(
+        cls,
+        topic: str,
+        payload: bytes,
+        received_at: datetime,
+        code: str,
+        reason: str,
+        device_id: str | None = None,
+        index: int | None = None,
+    ) -> DeadLetter:
+        """A dead letter whose text fields are safe to store whatever the input was."""
+        return cls(topic if "\x00" not in topic else _text(topic), payload, received_at, code,
+                   _text(reason), device_id, index)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class StatusEvent:
@@ -89,6 +76,7 @@ class StatusEvent:
     status: str
     received_at: datetime
     detail: dict[str, Any] | None
+    own_ts: bool = True  # False: the message had no ts, so `ts` is when it arrived
 
 
 @dataclass
@@ -96,116 +84,15 @@ class Parsed:
     rows: list[Row] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     status: list[StatusEvent] = field(default_factory=list)
+    ignored: int = 0  # messages that are not ours: outbound topics, other prefixes
 
 
 class StatusMessage(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
     status: str = Field(pattern=STATUS_PATTERN)
     ts: Timestamp | None = None
-
-
-class Refused(Exception):
-    """One reading (or message) refused, with a reason code and a reason naming the field."""
-
-    def __init__(self, code: str, reason: str, device_id: str | None = None):
-        super().__init__(reason)
-        self.code, self.reason, self.device_id = code, reason, device_id
-
-
-def _error_code(exc: ValidationError) -> str:
-    types = {e["type"] for e in exc.errors()}
-    if "missing" in types:
-        return "missing_field"
-    if types <= _RANGE_ERRORS:
-        return "out_of_range"
-    return "invalid_field"
-
-
-class Window(NamedTuple):
-    """When one message arrived and the `ts` range it accepts, computed once per message:
-    comparing `ts` with two precomputed bounds is exact and cheaper than subtracting
-    datetimes for every reading of a gateway batch."""
-
-    received_at: datetime
-    latest: datetime
-    earliest: datetime | None
-    limits: Limits
-
-    @classmethod
-    def at(cls, received_at: datetime, limits: Limits) -> Window:
-        earliest = None if limits.max_age is None else received_at - limits.max_age
-        return cls(received_at, received_at + limits.max_future, earliest, limits)
-
-
-def _check_time(ts: datetime, window: Window) -> None:
-    if ts > window.latest:  # ⇔ ts - received_at > max_future
-        limits = window.limits
-        ahead = (ts - window.received_at).total_seconds()
-        raise Refused(
-            "future_timestamp",
-            f"ts: {ts.isoformat()} is {ahead:.0f} s ahead of the "
-            f"server clock (limit {limits.max_future.total_seconds():.0f} s)",
-        )
-    if window.earliest is not None and ts < window.earliest:  # ⇔ received_at - ts > max_age
-        raise Refused(
-            "stale_timestamp",
-            f"ts: {ts.isoformat()} is older than the accepted "
-            f"{window.limits.max_age.total_seconds() / 3600:g} h",  # type: ignore[union-attr]
-        )
-
-
-def parse_reading(
-    kind: str, device_id: str, body: dict[str, Any], window: Window, index: int | None = None
-) -> Row:
-    """Validate one reading of a known kind; raises Refused (reasons prefixed `[index].`
-    for an element of a gateway batch)."""
-    try:
-        reading: Reading = _VALIDATORS[kind].validate_python(body)
-    except ValidationError as exc:
-        where = "" if index is None else f"[{index}]."  # built only when refusing
-        raise Refused(_error_code(exc), describe_errors(exc, where), device_id) from None
-    fields = reading.__dict__
-    ts = fields["ts"]
-    primary = PRIMARY_VALUES[kind](fields)
-    if (  # missing_measurement's test and _check_time's bounds, inline: the happy path
-        # (every reading) pays no call; a refusal is described by the functions themselves
-        primary.count(None) == len(primary)
-        or ts > window.latest
-        or (window.earliest is not None and ts < window.earliest)
-    ):
-        where = "" if index is None else f"[{index}]."
-        missing = missing_measurement(kind, fields)
-        if missing is not None:
-            raise Refused("no_measurement", f"{where}payload: {missing}", device_id)
-        try:
-            _check_time(ts, window)
-        except Refused as exc:
-            raise Refused(exc.code, where + exc.reason, device_id) from None
-    return Row(
-        kind,
-        (
-            ts,
-            device_id,
-            window.received_at,
-            *_COLUMNS[kind](fields),
-            reading.__pydantic_extra__ or None,  # what `model_extra` returns, without the property
-        ),
-    )
-
-
-def _resolve_kind(device_id: str, kinds: Mapping[str, str], claimed: str | None) -> str:
-    kind = kinds.get(device_id)
-    if kind is None:
-        raise Refused(
-            "unknown_device", f"device_id: {device_id!r} is not in the registry", device_id
-        )
-    if claimed is not None and claimed != kind:
-        raise Refused(
-            "kind_mismatch",
-            f"kind: {device_id!r} is registered as {kind}, the message says {claimed}",
-            device_id,
-        )
-    return kind
+    device_id: str | None = None  # a body may repeat its address; checked against the topic
+    kind: str | None = None
 
 
 def parse_message(
@@ -224,59 +111,94 @@ def parse_message(
     def refuse(
         code: str, reason: str, device_id: str | None = None, index: int | None = None
     ) -> Parsed:
-        out.dead.append(DeadLetter(topic, payload, received_at, code, reason, device_id, index))
+        out.dead.append(DeadLetter.of(topic, payload, received_at, code, reason, device_id, index))
         return out
 
+    prefix = limits.prefix
+    if not (topic.startswith(prefix + "/") or topic == prefix) or is_outbound(prefix, topic):
+        out.ignored += 1  # another deployment's topic (a stale subscription) or our own
+        return out
     if len(payload) > limits.max_payload_bytes:
         return refuse(
             "oversized",
             f"payload: {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}",
         )
-    parts = parse_topic(limits.prefix, topic)
+    parts = parse_topic(prefix, topic)
     if parts is None:
         return refuse(
             "bad_topic",
-            f"topic: {topic!r} does not match {limits.prefix}/<kind>/<device_id>/"
-            "telemetry|status with a known kind",
+            f"topic: {topic!r} does not match {prefix}/<kind>/<device_id>/telemetry|status "
+            f"or {prefix}/gateway/<gateway_id>/telemetry with a known kind",
         )
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        if parts.channel == "status" and _PLAIN_STATUS.match(payload):
+        if parts.channel == "status" and _PLAIN_STATUS.fullmatch(payload):
             body = payload.decode()  # last-will messages are often bare text: offline
         else:
             return refuse("invalid_json", f"payload: not valid JSON ({exc})", parts.device_id)
 
     if parts.channel == "status":
-        return _parse_status(parts.kind, parts.device_id, body, received_at, kinds, refuse, out)
+        return _parse_status(
+            parts.kind, parts.device_id, body, payload, received_at, kinds, refuse, out
+        )
     if parts.kind == GATEWAY:
-        return _parse_gateway(body, Window.at(received_at, limits), kinds, refuse, out)
+        return _parse_gateway(body, payload, Window.at(received_at, limits), kinds, refuse, out)
     if not isinstance(body, dict):
         return refuse("invalid_json", "payload: must be a JSON object", parts.device_id)
-    if "device_id" in body and body["device_id"] != parts.device_id:
-        return refuse(
-            "invalid_field",
-            f"device_id: {body['device_id']!r} does not match the topic's {parts.device_id!r}",
-            parts.device_id,
-        )
     try:
+        _check_address(body, parts.device_id, parts.kind)
         kind = _resolve_kind(parts.device_id, kinds, parts.kind)
         window = Window.at(received_at, limits)
-        out.rows.append(parse_reading(kind, parts.device_id, body, window))
+        out.rows.append(
+            parse_reading(
+                kind, parts.device_id, body, window, exact=lambda: exact_object(payload, None)
+            )
+        )
     except Refused as exc:
         refuse(exc.code, exc.reason, parts.device_id)
     return out
 
 
+def _check_address(body: dict[str, Any], device_id: str, kind: str) -> None:
+    """A body may repeat its topic's device_id and kind; they must then agree with it."""
+    said = body.get("device_id", device_id)
+    if said != device_id:
+        raise Refused(
+            "invalid_field", f"device_id: {said!r} does not match the topic's {device_id!r}"
+        )
+    claimed = body.get("kind", kind)
+    if not isinstance(claimed, str):
+        raise Refused("invalid_field", "kind: must be a string")
+    if claimed != kind:
+        raise Refused("kind_mismatch", f"kind: the topic says {kind}, the body says {claimed!r}")
+
+
+def _resolve_kind(device_id: str, kinds: Mapping[str, str], claimed: str | None) -> str:
+    kind = kinds.get(device_id)
+    if kind is None:
+        raise Refused(
+            "unknown_device", f"device_id: {device_id!r} is not in the registry", device_id
+        )
+    if claimed is not None and claimed != kind:
+        raise Refused(
+            "kind_mismatch",
+            f"kind: {device_id!r} is registered as {kind}, the message says {claimed!r}",
+            device_id,
+        )
+    return kind
+
+
 def _parse_gateway(
     body: Any,
+    payload: bytes,
     window: Window,
     kinds: Mapping[str, str],
-    refuse: Any,
+    refuse: Callable[..., Parsed],
     out: Parsed,
 ) -> Parsed:
     if not isinstance(body, list):
-        return refuse("invalid_json", "payload: a gateway batch must be a JSON array of readings")  # type: ignore[no-any-return]
+        return refuse("invalid_json", "payload: a gateway batch must be a JSON array of readings")
     append = out.rows.append
     for index, element in enumerate(body):
         if not isinstance(element, dict):
@@ -296,12 +218,19 @@ def _parse_gateway(
         claimed = element.get("kind")
         try:
             if kind is None or (claimed is not None and claimed != kind):  # the rare case
-                kind = _resolve_kind(
+                if claimed is not None and not isinstance(claimed, str):
+                    raise Refused("invalid_field", "kind: must be a string", device_id)
+                kind = _resolve_kind(device_id, kinds, claimed)  # type: ignore[arg-type]
+            append(
+                parse_reading(
+                    kind,
                     device_id,  # type: ignore[arg-type]
-                    kinds,
-                    claimed if isinstance(claimed, str) else None,
+                    element,
+                    window,
+                    index,
+                    lambda i=index: exact_object(payload, i),  # type: ignore[misc]
                 )
-            append(parse_reading(kind, device_id, element, window, index))  # type: ignore[arg-type]
+            )
         except Refused as exc:
             where = f"[{index}]."
             reason = exc.reason if exc.reason.startswith(where) else where + exc.reason
@@ -313,9 +242,10 @@ def _parse_status(
     kind: str,
     device_id: str,
     body: Any,
+    payload: bytes,
     received_at: datetime,
     kinds: Mapping[str, str],
-    refuse: Any,
+    refuse: Callable[..., Parsed],
     out: Parsed,
 ) -> Parsed:
     if isinstance(body, str):  # a bare "online" / "offline", as last-will messages often are
@@ -323,21 +253,26 @@ def _parse_status(
     if not isinstance(body, dict):
         return refuse(
             "invalid_json", "payload: a status must be a JSON object or string", device_id
-        )  # type: ignore[no-any-return]
+        )
     try:
+        _check_address(body, device_id, kind)
         _resolve_kind(device_id, kinds, kind)
         message = StatusMessage.model_validate(body)
+        detail = message.model_extra
+        if detail:
+            detail = checked_extras(detail, lambda: exact_object(payload, None))
     except Refused as exc:
-        return refuse(exc.code, exc.reason, device_id)  # type: ignore[no-any-return]
+        return refuse(exc.code, exc.reason, device_id)
     except ValidationError as exc:
-        return refuse(_error_code(exc), describe_errors(exc), device_id)  # type: ignore[no-any-return]
+        return refuse(error_code(exc), describe_errors(exc), device_id)
     out.status.append(
         StatusEvent(
             device_id,
             message.ts or received_at,
             message.status,
             received_at,
-            message.model_extra or None,
+            detail or None,
+            own_ts=message.ts is not None,
         )
     )
     return out

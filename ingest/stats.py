@@ -11,7 +11,7 @@ from ingest.store import WriteResult
 
 logger = logging.getLogger("ingest")
 
-_KEYS = ("messages", "readings", "duplicates", "dead_letters", "status")
+_KEYS = ("messages", "readings", "duplicates", "dead_letters", "status", "ignored")
 
 
 class Stats:
@@ -22,10 +22,20 @@ class Stats:
         self._window_start = time.monotonic()
         self._max_lag_s = 0.0
 
-    def record(self, messages: int, result: WriteResult, oldest_received_at: datetime) -> None:
-        """One committed batch; lag is commit time minus the oldest message's arrival."""
+    def record(
+        self, messages: int, result: WriteResult, oldest_received_at: datetime, ignored: int = 0
+    ) -> None:
+        """One committed batch; lag is commit time minus the oldest message's arrival.
+        `ignored`: messages that were not ours (acknowledged, not stored)."""
         lag = (datetime.now(UTC) - oldest_received_at).total_seconds()
-        values = (messages, result.readings, result.duplicates, result.dead_letters, result.status)
+        values = (
+            messages,
+            result.readings,
+            result.duplicates,
+            result.dead_letters,
+            result.status,
+            ignored,
+        )
         with self._lock:
             for key, value in zip(_KEYS, values, strict=True):
                 self._total[key] += value
@@ -55,3 +65,9 @@ class Stats:
             queued,
             lag,
         )
+        if w["ignored"]:
+            logger.warning(
+                "%d message(s) on topics that are not this deployment's (an old subscription "
+                "of a resumed session) were acknowledged and not stored",
+                w["ignored"],
+            )

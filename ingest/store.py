@@ -1,47 +1,63 @@
-"""The worker's database side: batched writes (device kinds: ingest/kinds.py).
+"""The worker's database side: one transaction per batch (device kinds: ingest/kinds.py).
 
 Readings go in with binary COPY. A redelivered message would violate the (device_id, ts)
 key, so when the direct COPY hits a duplicate the batch is rewritten through a staging
-table with ON CONFLICT DO NOTHING: the common case pays nothing for deduplication.
+table with ON CONFLICT DO NOTHING: the common case pays nothing for deduplication. Dead
+letters and status rows without their own ts are deduplicated by delivery receipts
+(urbanwatch/queries/receipts.py).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import psycopg
-from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from ingest.parse import DeadLetter, Parsed, Row, StatusEvent
 from urbanwatch import db
-from urbanwatch.queries import get_storage
-from urbanwatch.readings import COPY_LAYOUT, copy_readings
+from urbanwatch.queries import dead_letters, meta, readings, receipts, status
 
 logger = logging.getLogger(__name__)
-
-DEAD_LETTER_COPY = (
-    "COPY dead_letters (received_at, topic, payload, element_index, device_id, reason_code, "
-    "reason) FROM STDIN (FORMAT BINARY)"
-)
-DEAD_LETTER_TYPES = ["timestamptz", "text", "bytea", "int4", "text", "text", "text"]
-STATUS_INSERT = """INSERT INTO device_status (device_id, ts, status, received_at, detail)
-                   VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"""
 
 
 @dataclass(frozen=True)
 class WriteResult:
-    readings: int  # rows actually added (duplicates excluded)
-    duplicates: int
-    dead_letters: int
-    status: int
+    readings: int = 0  # rows actually added (duplicates excluded)
+    duplicates: int = 0
+    dead_letters: int = 0
+    status: int = 0
+
+    def __add__(self, other: WriteResult) -> WriteResult:
+        return WriteResult(
+            self.readings + other.readings,
+            self.duplicates + other.duplicates,
+            self.dead_letters + other.dead_letters,
+            self.status + other.status,
+        )
+
+
+@dataclass
+class Receipt:
+    """One delivery that produced dead letters or ts-less status events, and which ones (by
+    position in the batch's Parsed), so a redelivered copy can be left out."""
+
+    packet_id: int
+    digest: bytes
+    dup: bool
+    received_at: datetime
+    dead: range = range(0)
+    status: list[int] = field(default_factory=list)
 
 
 class Store:
     """Owns one connection; reconnects on demand after a failure."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, client_id: str):
+        self.client_id = client_id
         self._db = db.LazyConnection(url, name="urbanwatch-ingest")
 
     def connection(self) -> psycopg.Connection:
@@ -55,11 +71,13 @@ class Store:
 
     def storage(self) -> str:
         conn = self.connection()
-        storage = get_storage(conn)
+        storage = meta.get_storage(conn)
         conn.commit()
+        if storage is None:
+            raise RuntimeError("the database has no urbanwatch schema: run `urbanwatch migrate`")
         return storage
 
-    def write(self, parsed: Parsed) -> WriteResult:
+    def write(self, parsed: Parsed, deliveries: Sequence[Receipt] = ()) -> WriteResult:
         """Commit a batch in one transaction. Raises psycopg errors; the caller retries
         (connection trouble) or isolates the bad message (anything else)."""
         conn = self.connection()
@@ -67,90 +85,77 @@ class Store:
         for row in parsed.rows:
             by_kind.setdefault(row.kind, []).append(row)
         try:
-            with conn.transaction():
+            with conn.transaction(), conn.cursor() as cur:
+                dead, events = self._new_outputs(cur, parsed, deliveries)
                 added = duplicates = 0
                 for kind, rows in by_kind.items():
-                    n = self._copy_readings(conn, kind, rows)
+                    n = self._write_readings(conn, kind, rows)
                     added += n
                     duplicates += len(rows) - n
-                self._copy_dead_letters(conn, parsed.dead)
-                self._insert_status(conn, parsed.status)
+                if dead:
+                    dead_letters.copy_dead_letters(cur, map(_dead_letter_row, dead))
+                if events:
+                    status.insert_status(cur, map(_status_row, events))
+                if deliveries:
+                    receipts.record(
+                        cur,
+                        self.client_id,
+                        [(d.packet_id, d.digest, d.received_at) for d in deliveries],
+                    )
         except psycopg.Error:
             conn.rollback()
             raise
-        return WriteResult(added, duplicates, len(parsed.dead), len(parsed.status))
+        return WriteResult(added, duplicates, len(dead), len(events))
 
-    def _copy_readings(self, conn: psycopg.Connection, kind: str, rows: list[Row]) -> int:
+    def _new_outputs(
+        self, cur: psycopg.Cursor[Any], parsed: Parsed, deliveries: Sequence[Receipt]
+    ) -> tuple[list[DeadLetter], list[StatusEvent]]:
+        """The dead letters and status events to write: all but those of a redelivered
+        message whose first delivery was stored."""
+        redelivered = [(d.packet_id, d.digest) for d in deliveries if d.dup]
+        stored = receipts.already_stored(cur, self.client_id, redelivered)
+        if not stored:
+            return parsed.dead, parsed.status
+        skip_dead: set[int] = set()
+        skip_status: set[int] = set()
+        for d in deliveries:
+            if d.dup and (d.packet_id, d.digest) in stored:
+                skip_dead.update(d.dead)
+                skip_status.update(d.status)
+        logger.info("%d redelivered message(s) were stored already", len(stored))
+        return (
+            [x for i, x in enumerate(parsed.dead) if i not in skip_dead],
+            [x for i, x in enumerate(parsed.status) if i not in skip_status],
+        )
+
+    @staticmethod
+    def _write_readings(conn: psycopg.Connection, kind: str, rows: list[Row]) -> int:
         values = [row.values for row in rows]
         try:
-            with (
-                conn.transaction(),
-                conn.cursor() as cur,
-            ):  # a savepoint: a duplicate undoes only this
-                copy_readings(cur, kind, values)
+            # a savepoint: a duplicate undoes only this
+            with conn.transaction(), conn.cursor() as cur:
+                readings.copy_readings(cur, kind, values)
             return len(rows)
         except psycopg.errors.UniqueViolation:
             pass
-        table, stage = sql.Identifier(f"{kind}_readings"), sql.Identifier(f"stage_{kind}")
-        names = COPY_LAYOUT[kind].names
         with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL(
-                    "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
-                    "ON COMMIT DELETE ROWS"
-                ).format(stage, table)
-            )
-            copy_readings(cur, kind, values, table=f"stage_{kind}")
-            cur.execute(
-                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
-                    table, names, names, stage
-                )
-            )
-            added = cur.rowcount
-            cur.execute(sql.SQL("TRUNCATE {}").format(stage))
-        return added
+            return readings.insert_new_readings(cur, kind, values)
 
-    @staticmethod
-    def _copy_dead_letters(conn: psycopg.Connection, dead: list[DeadLetter]) -> None:
-        if not dead:
-            return
-        with conn.cursor() as cur, cur.copy(DEAD_LETTER_COPY) as copy:
-            copy.set_types(DEAD_LETTER_TYPES)
-            for d in dead:
-                copy.write_row(
-                    (
-                        d.received_at,
-                        d.topic,
-                        d.payload,
-                        d.element_index,
-                        d.device_id,
-                        d.reason_code,
-                        d.reason,
-                    )
-                )
-
-    @staticmethod
-    def _insert_status(conn: psycopg.Connection, events: list[StatusEvent]) -> None:
-        if not events:
-            return
-        with conn.cursor() as cur:
-            cur.executemany(
-                STATUS_INSERT,
-                [
-                    (
-                        e.device_id,
-                        e.ts,
-                        e.status,
-                        e.received_at,
-                        Jsonb(e.detail) if e.detail else None,
-                    )
-                    for e in events
-                ],
-            )
-
-    def refresh_rollups(self) -> int:
-        """Plain storage only: materialize complete hours (TimescaleDB has its own policy)."""
+    def prune_receipts(self, now: datetime) -> int:
         conn = self.connection()
-        row = conn.execute("SELECT urbanwatch_refresh_rollups()").fetchone()
-        conn.commit()
-        return int(row[0]) if row else 0
+        with conn.transaction(), conn.cursor() as cur:
+            return receipts.prune(cur, now)
+
+
+def _dead_letter_row(d: DeadLetter) -> dead_letters.DeadLetterRow:
+    return dead_letters.DeadLetterRow(
+        d.received_at, d.topic, d.payload, d.element_index, d.device_id, d.reason_code, d.reason
+    )
+
+
+def _status_row(e: StatusEvent) -> status.StatusRow:
+    return status.StatusRow(e.device_id, e.ts, e.status, e.received_at, e.detail)
+
+
+def total(results: Iterable[WriteResult]) -> WriteResult:
+    return sum(results, WriteResult())

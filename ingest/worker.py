@@ -1,13 +1,9 @@
-"""The ingest worker: MQTT 5 in, batched COPY out, acknowledgement only after commit.
+"""The ingest worker: MQTT 5 in (paho at the edge), the writer thread (ingest/writer.py) out.
 
-Threads: paho's network thread puts each message on `inbox`; the writer thread collects and
-parses a batch and hands it to the committer thread, which writes, commits and then
-acknowledges. At most one batch is with the committer while the next is parsed, so the
-database's half of the work (COPY, commit) overlaps the Python half instead of following it.
-Nothing is acknowledged before it is committed (as readings or as a dead letter), so a crash
-or a database outage loses nothing: the broker redelivers what was not acknowledged, and the
-(device_id, ts) key drops repeats. The broker sends at most Receive Maximum unacknowledged
-messages, which bounds the buffer.
+Threads: paho's network thread puts every message on the inbox; the writer collects, parses,
+commits and acknowledges. The broker sends at most Receive Maximum unacknowledged messages,
+which bounds the buffer. The worker owns its MQTT session through a claimed client id
+(ingest/session.py) and stops, rather than fight, when another client takes the session over.
 """
 
 from __future__ import annotations
@@ -15,52 +11,49 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, TypeVar
 
 import paho.mqtt.client as mqtt
-import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.client import IngestClient, Publish
 from ingest.inbox import Inbox
 from ingest.kinds import KindCache
-from ingest.parse import DeadLetter, Limits, Parsed, parse_message
+from ingest.parse import Limits
+from ingest.session import SessionClaim
 from ingest.stats import Stats
-from ingest.store import Store, WriteResult
+from ingest.store import Store
+from ingest.writer import Incoming, Writer
+from urbanwatch.retry import Backoff
 from urbanwatch.settings import Settings, mqtt_host_port
 from urbanwatch.topics import subscriptions
 
 logger = logging.getLogger(__name__)
 
 KEEPALIVE_S = 30
-# Plain PostgreSQL storage: how often ingest materializes the hourly rollups.
-ROLLUP_INTERVAL_S = 300
-T = TypeVar("T")
-
-
-class Incoming(NamedTuple):
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    received_at: datetime
-
-
-def _weight(message: Incoming) -> int:
-    """Readings in a message, roughly: a gateway batch counts its elements (exact at parse)."""
-    return message.payload.count(b'"device_id"') or 1
+CLAIM_CHECK_INTERVAL_S = 5.0
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another client connected with our id
+# Mosquitto 2.0 closes the older connection of a taken-over session without that reason, so
+# a takeover also shows as the broker dropping the worker again and again soon after it
+# connected: this many drops, each within SHORT_SESSION_S of connecting, within FLAP_WINDOW_S.
+FLAP_DROPS = 3
+SHORT_SESSION_S = 30.0
+FLAP_WINDOW_S = 120.0
+# Retained messages are sent again whenever a subscription is made; a resumed session's
+# re-subscription must not store them twice (MQTT 5 Retain Handling 1: only when new).
+SEND_RETAINED_IF_NEW = SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
 
 
 class Worker:
     def __init__(self, settings: Settings, client_id: str | None = None):
         self.settings = settings
-        self.client_id = client_id or settings.ingest_client_id
+        self.requested_client_id = client_id or settings.ingest_client_id
+        self.share_group = settings.ingest_share_group or None
+        self.filters = subscriptions(settings.mqtt_topic_prefix, self.share_group)
         self.limits = Limits(
             prefix=settings.mqtt_topic_prefix,
             max_payload_bytes=settings.ingest_max_payload_bytes,
@@ -71,21 +64,111 @@ class Worker:
         )
         # Receive Maximum bounds QoS 1 messages in flight; QoS 0 ones wait here when full.
         self.inbox: Inbox[Incoming] = Inbox(maxsize=settings.ingest_receive_maximum * 2)
-        self.store = Store(settings.database_url)  # used by the committer thread only
+        self.claim = SessionClaim(
+            settings.database_url, settings.mqtt_topic_prefix, self.share_group
+        )
         self.kinds = KindCache(settings.database_url, settings.ingest_registry_ttl_s)
         self.stats = Stats()
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # set once the broker confirmed the subscriptions
         self._stopping = threading.Event()
-        # Set when the writer thread died of an unexpected error (a bug, not bad input: that
-        # is dead-lettered). The CLI then exits non-zero so a supervisor restarts the worker;
-        # what was not acknowledged is redelivered.
+        # Set when the worker cannot go on: the writer died of an unexpected error (a bug, not
+        # bad input: that is dead-lettered) or another client took the session. The CLI then
+        # exits non-zero; what was not acknowledged is redelivered to the session.
         self.failed = threading.Event()
-        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix="ingest-committer")
-        self.client = self._make_client()
+        self.client_id = ""
+        self._stale_filters: list[str] = []
+        self._connected_at: float | None = None
+        self._short_drops: list[float] = []
+        self._next_claim_check = 0.0
+        self._writer_thread = threading.Thread(
+            target=self._write_loop, name="ingest-writer", daemon=True
+        )
 
-    # --- MQTT edge ------------------------------------------------------------------
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Claim a client id, connect (retrying in the background) and start writing.
+        Raises ClaimRefused, or psycopg errors when the database cannot be used at all."""
+        self.client_id = self.claim.acquire(
+            self.requested_client_id, self.settings.ingest_claim_wait_s
+        )
+        try:
+            self.kinds.refresh()
+            self.store = Store(self.settings.database_url, self.client_id)
+            self.store.storage()  # a migrated database, or a clear error now
+            before = self.claim.filters_before()
+            self._stale_filters = [f for f in before if f not in self.filters]
+            self.claim.record_filters(self.filters)
+        except BaseException:
+            self.claim.release()
+            raise
+        self.client = self._make_client()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.ingest_session_expiry_s
+        props.ReceiveMaximum = self.settings.ingest_receive_maximum
+        host, port = mqtt_host_port(self.settings.mqtt_url)
+        self.client.connect_async(
+            host, port, keepalive=KEEPALIVE_S, clean_start=False, properties=props
+        )
+        self.client.loop_start()
+        self.writer = Writer(
+            inbox=self.inbox,
+            store=self.store,
+            kinds=self.kinds,
+            limits=self.limits,
+            stats=self.stats,
+            acker=self.client,
+            batch_size=self.settings.ingest_batch_size,
+            flush_interval_s=self.settings.ingest_flush_interval_s,
+            stats_interval_s=self.settings.ingest_stats_interval_s,
+            backoff=Backoff(self.settings.ingest_retry_initial_s, self.settings.ingest_retry_max_s),
+            stopping=self._stopping,
+            on_tick=self._check_claim,
+        )
+        self._writer_thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, commit and acknowledge what is buffered, disconnect.
+        What cannot be committed in time stays unacknowledged and is redelivered later."""
+        self._stopping.set()
+        if self._writer_thread.is_alive():
+            self._writer_thread.join(timeout)
+        if hasattr(self, "client"):
+            self.client.disconnect()
+            self.client.loop_stop()
+        if hasattr(self, "store"):
+            self.store.close()
+        self.kinds.close()
+        self.claim.release()
+        logger.info("stopped: %s", self.stats.totals())
+
+    def _write_loop(self) -> None:
+        try:
+            self.writer.run()
+        except Exception:
+            logger.exception(
+                "the writer failed; stopping (unacknowledged messages will be redelivered)"
+            )
+            self._fail()
+
+    def _fail(self) -> None:
+        self.failed.set()
+        self._stopping.set()
+
+    def _check_claim(self) -> None:
+        now = time.monotonic()
+        if now < self._next_claim_check:
+            return
+        self._next_claim_check = now + CLAIM_CHECK_INTERVAL_S
+        if not self.claim.still_held():
+            logger.error(
+                "another worker claimed client id %s while the database was unreachable; stopping",
+                self.client_id,
+            )
+            self._fail()
+
+    # --- MQTT edge ----------------------------------------------------------------------
 
     def _make_client(self) -> IngestClient:
         client = IngestClient(
@@ -94,7 +177,15 @@ class Worker:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
+        if self.settings.mqtt_username:
+            client.username_pw_set(
+                self.settings.mqtt_username,
+                self.settings.mqtt_password.get_secret_value()
+                if self.settings.mqtt_password
+                else None,
+            )
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publishes = self._on_publishes
@@ -107,34 +198,58 @@ class Worker:
         client: mqtt.Client,
         userdata: object,
         flags: mqtt.ConnectFlags,
-        reason: mqtt.ReasonCode,
+        reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            logger.error("broker refused the connection: %s", reason)
+            logger.error(
+                "the broker at %s refused the connection: %s", self.settings.mqtt_url, reason
+            )
             return
-        filters = subscriptions(self.settings.mqtt_topic_prefix, self.settings.ingest_share_group)
-        client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
+        if self._stopping.is_set():
+            client.disconnect()
+            return
+        if flags.session_present and self._stale_filters:
+            logger.warning(
+                "the resumed session still had %s; unsubscribing", ", ".join(self._stale_filters)
+            )
+            client.unsubscribe(self._stale_filters)
+            self._stale_filters = []
+        client.subscribe(
+            [
+                (f, SubscribeOptions(qos=1, retainHandling=SEND_RETAINED_IF_NEW))
+                for f in self.filters
+            ]
+        )
+        self._connected_at = time.monotonic()
         logger.info(
             "connected to %s as %s (session %s); subscribing to %s",
             self.settings.mqtt_url,
             self.client_id,
             "resumed" if flags.session_present else "new",
-            ", ".join(filters),
+            ", ".join(self.filters),
         )
         self.connected.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        error = getattr(client, "last_connect_error", None)
+        logger.warning(
+            "cannot reach the MQTT broker at %s (%s); retrying",
+            self.settings.mqtt_url,
+            error or "connection failed",
+        )
 
     def _on_subscribe(
         self,
         client: mqtt.Client,
         userdata: object,
         mid: int,
-        reasons: list[mqtt.ReasonCode],
+        reasons: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
         failed = [str(r) for r in reasons if r.is_failure]
         if failed:
-            logger.error("broker refused the subscriptions: %s", ", ".join(failed))
+            logger.error("the broker refused the subscriptions: %s", ", ".join(failed))
             return
         logger.info("subscriptions confirmed: ready")
         self.subscribed.set()
@@ -144,19 +259,41 @@ class Worker:
         client: mqtt.Client,
         userdata: object,
         flags: mqtt.DisconnectFlags,
-        reason: mqtt.ReasonCode,
+        reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
         self.connected.clear()
         self.subscribed.clear()
-        if not self._stopping.is_set():
+        if self._stopping.is_set():
+            return
+        if reason.value == SESSION_TAKEN_OVER or self._flapping():
+            logger.error(
+                "another client connected with client id %s and took over this worker's "
+                "session%s; stopping (two processes must never share a client id)",
+                self.client_id,
+                ""
+                if reason.value == SESSION_TAKEN_OVER
+                else f" (the broker closed the connection {FLAP_DROPS} times soon after it "
+                "was made, as Mosquitto does on a takeover)",
+            )
+            client.disconnect()  # no reconnect: taking the session back would start a fight
+            self._fail()
+        else:
             logger.warning("lost the broker (%s); reconnecting", reason)
+
+    def _flapping(self) -> bool:
+        """True when this drop makes FLAP_DROPS short-lived connections in FLAP_WINDOW_S."""
+        now = time.monotonic()
+        if self._connected_at is None or now - self._connected_at > SHORT_SESSION_S:
+            return False
+        self._short_drops = [t for t in self._short_drops if now - t < FLAP_WINDOW_S] + [now]
+        return len(self._short_drops) >= FLAP_DROPS
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():
             return  # left unacknowledged: the broker redelivers it to the next session
         self.inbox.put_many(
-            [Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, datetime.now(UTC))]
+            [Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, msg.dup, datetime.now(UTC))]
         )
 
     def _on_publishes(self, publishes: list[Publish]) -> None:
@@ -165,166 +302,3 @@ class Worker:
             return
         now = datetime.now(UTC)
         self.inbox.put_many([Incoming(*p, now) for p in publishes])
-
-    # --- lifecycle --------------------------------------------------------------------
-
-    def start(self) -> None:
-        self.kinds.refresh()
-        self._storage = self.store.storage()
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.settings.ingest_session_expiry_s
-        props.ReceiveMaximum = self.settings.ingest_receive_maximum
-        host, port = mqtt_host_port(self.settings.mqtt_url)
-        self.client.connect_async(
-            host, port, keepalive=KEEPALIVE_S, clean_start=False, properties=props
-        )
-        self.client.loop_start()
-        self._writer.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking messages, commit and acknowledge what is buffered, disconnect.
-        What cannot be committed in time stays unacknowledged and is redelivered later."""
-        self._stopping.set()
-        self._writer.join(timeout)
-        self.client.disconnect()
-        self.client.loop_stop()
-        self.store.close()
-        self.kinds.close()
-        logger.info("stopped: %s", self.stats.totals())
-
-    # --- writer thread -----------------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        try:
-            self._write_batches()
-        except Exception:
-            logger.exception(
-                "the writer failed; stopping (unacknowledged messages will be redelivered)"
-            )
-            self.failed.set()
-            self._stopping.set()
-            self._committer.shutdown(wait=False, cancel_futures=True)
-
-    def _write_batches(self) -> None:
-        next_rollup = time.monotonic() + ROLLUP_INTERVAL_S
-        in_flight: Future[None] | None = None  # the batch the committer holds, if any
-        while not self._stopping.is_set() or len(self.inbox):
-            batch = self._collect()
-            parsed = self._parse_retrying(batch) if batch else None
-            if parsed is not None:
-                if in_flight is not None:
-                    in_flight.result()  # one batch in flight; its exceptions surface here
-                in_flight = self._committer.submit(self._commit, batch, parsed)
-            if in_flight is not None and in_flight.done():
-                in_flight.result()  # surfaces the committer's error now, not at the next batch
-                in_flight = None
-            now = time.monotonic()
-            self.stats.maybe_log(now, len(self.inbox), self.settings.ingest_stats_interval_s)
-            if self._storage == "plain" and now >= next_rollup:
-                next_rollup = now + ROLLUP_INTERVAL_S
-                if in_flight is not None:
-                    in_flight.result()
-                in_flight = self._committer.submit(self._refresh_rollups)
-        if in_flight is not None:
-            in_flight.result()
-        self._committer.shutdown()
-
-    def _collect(self) -> list[Incoming]:
-        """Messages until the batch holds `ingest_batch_size` readings or the interval passes."""
-        return self.inbox.take(
-            self.settings.ingest_batch_size, self.settings.ingest_flush_interval_s, _weight
-        )
-
-    def _parse(self, batch: list[Incoming]) -> Parsed:
-        """One Parsed for the whole batch (a message's own is rebuilt only to isolate it)."""
-        self.kinds.refresh()
-        parsed = self._parse_with(batch, self.kinds.kinds)
-        unknown = {
-            d.device_id for d in parsed.dead if d.reason_code == "unknown_device" and d.device_id
-        }
-        if unknown and self.kinds.look_up(unknown):  # devices registered since the last reload
-            parsed = self._parse_with(batch, self.kinds.kinds)
-        return parsed
-
-    def _parse_with(self, batch: list[Incoming], kinds: dict[str, str]) -> Parsed:
-        out = Parsed()
-        limits = self.limits
-        for m in batch:
-            parse_message(m.topic, m.payload, m.received_at, kinds, limits, out)
-        return out
-
-    def _parse_retrying(self, batch: list[Incoming]) -> Parsed | None:
-        """Parse (the registry cache may need the database); None if it is unavailable
-        while stopping: the batch then stays unacknowledged."""
-        return self._retrying(lambda: self._parse(batch), self.kinds.reset, len(batch))
-
-    def _commit(self, batch: list[Incoming], parsed: Parsed) -> None:
-        """Committer thread: store the batch, retrying while the database is unreachable,
-        then acknowledge it."""
-        result = self._retrying(lambda: self._store(batch, parsed), self.store.reset, len(batch))
-        if result is None:
-            return
-        self.client.ack_many(m.mid for m in batch if m.qos == 1)  # QoS 2 is not subscribed
-        self.stats.record(len(batch), result, batch[0].received_at)
-
-    def _retrying(self, attempt: Callable[[], T], reset: Callable[[], None], held: int) -> T | None:
-        """`attempt()`, retried with backoff while the database is unreachable; None if it
-        is unreachable while stopping."""
-        delay = self.settings.ingest_retry_initial_s
-        while True:
-            try:
-                return attempt()
-            except psycopg.OperationalError as exc:
-                reset()
-                if self._stopping.is_set():
-                    logger.error(
-                        "database unavailable while stopping; %d message(s) stay "
-                        "unacknowledged and will be redelivered",
-                        held,
-                    )
-                    return None
-                first_line = (
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                )
-                logger.warning(
-                    "database unavailable (%s); holding %d message(s), retrying in %.1f s",
-                    first_line,
-                    held,
-                    delay,
-                )
-                self._stopping.wait(delay)
-                delay = min(delay * 2, self.settings.ingest_retry_max_s)
-
-    def _store(self, batch: list[Incoming], parsed: Parsed) -> WriteResult:
-        try:
-            return self.store.write(parsed)
-        except psycopg.OperationalError:
-            raise
-        except psycopg.Error as exc:  # the data, not the connection: find the culprit
-            logger.warning("batch refused by the database (%s); writing message by message", exc)
-            return self._write_isolated(batch)
-
-    def _write_isolated(self, batch: list[Incoming]) -> WriteResult:
-        """Write each message alone (parsed again, with the registry as the batch saw it);
-        one the database refuses becomes a dead letter."""
-        results = []
-        kinds = self.kinds.kinds
-        for m in batch:
-            p = parse_message(m.topic, m.payload, m.received_at, kinds, self.limits)
-            try:
-                results.append(self.store.write(p))
-            except psycopg.OperationalError:
-                raise
-            except psycopg.Error as exc:
-                reason = f"database: {str(exc).strip().splitlines()[0]}"
-                dead = DeadLetter(m.topic, m.payload, m.received_at, "db_rejected", reason)
-                results.append(self.store.write(Parsed(dead=[dead])))
-        return WriteResult(*(sum(column) for column in zip(*results, strict=True)))
-
-    def _refresh_rollups(self) -> None:
-        try:
-            written = self.store.refresh_rollups()
-            logger.info("rollups: materialized %d hourly row(s)", written)
-        except psycopg.Error as exc:
-            self.store.reset()
-            logger.warning("rollup refresh failed (%s); will retry", exc)

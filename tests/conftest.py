@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -136,39 +137,78 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Mosquitto with deploy/mosquitto/conf.d, on a free loopback port."""
-    if os.environ.get("TEST_MQTT_URL"):
-        yield os.environ["TEST_MQTT_URL"]
-        return
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        pytest.fail(
-            "mosquitto is not installed (apt-get install mosquitto) and TEST_MQTT_URL is unset"
-        )
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("mosquitto")
-    conf = folder / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\npersistence false\n"
-        f"include_dir {ROOT / 'deploy' / 'mosquitto' / 'conf.d'}\n"
-    )
-    log = (folder / "mosquitto.log").open("wb")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+class Broker:
+    """A real Mosquitto with the project's configuration (deploy/mosquitto/conf.d) on a free
+    loopback port; `persistence` keeps sessions and queues across `restart()`."""
 
-    def accepting() -> bool:
+    def __init__(self, folder: Path, persistence: bool = False, extra_conf: str = ""):
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(self.binary).exists():
+            pytest.fail(
+                "mosquitto is not installed (apt-get install mosquitto) and TEST_MQTT_URL is unset"
+            )
+        self.port = _free_port()
+        self.folder = folder
+        folder.chmod(0o777)  # mosquitto drops root privileges before writing its database
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            f"persistence {'true' if persistence else 'false'}\n"
+            f"persistence_location {folder}/\n"
+            f"{extra_conf}"
+            f"include_dir {ROOT / 'deploy' / 'mosquitto' / 'conf.d'}\n"
+        )
+        self.log_path = folder / "mosquitto.log"
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def _accepting(self) -> bool:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
             return True
         except OSError:
             return False
 
-    wait_for(accepting, timeout=10, what="mosquitto to accept connections")
-    yield f"mqtt://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_for(self._accepting, timeout=10, what="mosquitto to accept connections")
+
+    def stop(self) -> None:
+        """A clean stop (SIGTERM): Mosquitto saves its in-memory database first."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The suite's broker, shared by tests (each has its own topic prefix)."""
+    if os.environ.get("TEST_MQTT_URL"):
+        yield os.environ["TEST_MQTT_URL"]
+        return
+    broker = Broker(tmp_path_factory.mktemp("mosquitto"))
+    yield broker.url
+    broker.stop()
+
+
+@pytest.fixture
+def persistent_broker() -> Iterator[Broker]:
+    """A broker of this test's own, with persistence on, that the test may restart. Its
+    folder is outside pytest's private tmp tree: Mosquitto drops root and must write there."""
+    folder = Path(tempfile.mkdtemp(prefix="uw-broker-"))
+    broker = Broker(folder, persistence=True)
+    yield broker
+    broker.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

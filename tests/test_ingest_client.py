@@ -27,7 +27,12 @@ def _length(n: int) -> bytes:
 
 
 def publish_packet(
-    topic: str | bytes, payload: bytes, mid: int = 0, qos: int = 1, props: bytes = b"\0"
+    topic: str | bytes,
+    payload: bytes,
+    mid: int = 0,
+    qos: int = 1,
+    props: bytes = b"\0",
+    dup: bool = False,
 ) -> bytes:
     """An MQTT 5 PUBLISH as a broker sends it (props: the encoded property block)."""
     name = topic.encode() if isinstance(topic, str) else topic
@@ -35,7 +40,7 @@ def publish_packet(
     if qos:
         body += struct.pack("!H", mid)
     body += props + payload
-    return bytes([0x30 | qos << 1]) + _length(len(body)) + body
+    return bytes([0x30 | dup << 3 | qos << 1]) + _length(len(body)) + body
 
 
 @pytest.fixture
@@ -58,16 +63,16 @@ def test_complete_publishes_are_decoded_in_order_and_a_partial_one_is_left(clien
     big = b"x" * 20_000  # a three-byte Remaining Length
     packets = [
         publish_packet("uw/manhole/mh-1/telemetry", b'{"a":1}', mid=1),
-        publish_packet("uw/gateway/gw-1/telemetry", big, mid=65535),
+        publish_packet("uw/gateway/gw-1/telemetry", big, mid=65535, dup=True),
         publish_packet("uw/manhole/mh-2/status", b"offline", qos=0),
     ]
     tail = publish_packet("uw/manhole/mh-3/telemetry", b'{"b":2}', mid=7)
     data = b"".join(packets) + tail[:5]
     feed(client, data)
     assert client.got == [
-        Publish("uw/manhole/mh-1/telemetry", b'{"a":1}', 1, 1),
-        Publish("uw/gateway/gw-1/telemetry", big, 65535, 1),
-        Publish("uw/manhole/mh-2/status", b"offline", 0, 0),
+        Publish("uw/manhole/mh-1/telemetry", b'{"a":1}', 1, 1, False),
+        Publish("uw/gateway/gw-1/telemetry", big, 65535, 1, True),  # a redelivery
+        Publish("uw/manhole/mh-2/status", b"offline", 0, 0, False),
     ]
     assert client._rpos == len(data) - 5  # the partial packet stays for paho's reader
 
@@ -86,7 +91,7 @@ def test_complete_publishes_are_decoded_in_order_and_a_partial_one_is_left(clien
 def test_anything_else_stops_the_fast_path_at_that_packet(client, packet):
     first = publish_packet("t/0", b"{}", mid=1)
     feed(client, first + packet + publish_packet("t/2", b"{}", mid=2))
-    assert client.got == [Publish("t/0", b"{}", 1, 1)]
+    assert client.got == [Publish("t/0", b"{}", 1, 1, False)]
     assert client._rpos == len(first)
 
 

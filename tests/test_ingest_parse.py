@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from ingest.parse import Limits, parse_message
-from urbanwatch.models import measurement_fields
+from urbanwatch.kinds import measurement_fields
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LIMITS = Limits(prefix="uw", max_payload_bytes=2048)
@@ -26,7 +26,14 @@ def dumps(obj: object) -> bytes:
         ("uw/manhole/mh-1/telemetry", b"x" * 3000, "oversized", "3000 bytes"),
         ("uw/bogus/mh-1/telemetry", dumps({"ts": TS}), "bad_topic", "topic"),
         ("uw/manhole/mh-1/extra/telemetry", dumps({"ts": TS}), "bad_topic", "topic"),
-        ("other/manhole/mh-1/telemetry", dumps({"ts": TS}), "bad_topic", "topic"),
+        # A7: every shape under the prefix ends as a dead letter, none vanishes
+        ("uw/manhole/mh-1/telemetry/", dumps({"ts": TS}), "bad_topic", "topic"),
+        ("uw//mh-1/telemetry", dumps({"ts": TS}), "bad_topic", "topic"),
+        ("uw/manhole//telemetry", dumps({"ts": TS}), "bad_topic", "topic"),
+        ("uw/manhole/mh-1/telemetri", dumps({"ts": TS}), "bad_topic", "topic"),
+        ("uw/manhole/mh-1", dumps({"ts": TS}), "bad_topic", "topic"),
+        ("uw", dumps({"ts": TS}), "bad_topic", "topic"),
+        ("uw/gateway/gw-1/status", dumps({"ts": TS}), "bad_topic", "topic"),
         ("uw/manhole/mh-1/telemetry", b"{not json", "invalid_json", "not valid JSON"),
         ("uw/manhole/mh-1/telemetry", b"\xff\xfe", "invalid_json", "not valid JSON"),
         ("uw/manhole/mh-1/telemetry", dumps([1, 2]), "invalid_json", "JSON object"),
@@ -88,9 +95,100 @@ def dumps(obj: object) -> bytes:
             "uw/manhole/mh-1/telemetry",
             dumps({"ts": "2026-05-01T11:00:00", "tilt_deg": 1}),
             "invalid_field",
-            "ts: Input should have timezone info",
+            "has no offset",
         ),
         ("uw/manhole/mh-1/telemetry", dumps({"ts": True, "tilt_deg": 1}), "invalid_field", "ts"),
+        # A2: no number may escape as an exception
+        ("uw/manhole/mh-1/telemetry", b'{"ts": 1e23, "tilt_deg": 1}', "invalid_field", "ts:"),
+        ("uw/manhole/mh-1/telemetry", b'{"ts": -1e23, "tilt_deg": 1}', "invalid_field", "ts:"),
+        ("uw/manhole/mh-1/status", b'{"ts": 1e23, "status": "online"}', "invalid_field", "ts:"),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": "0001-01-01T00:00:00+01:00", "tilt_deg": 1}),
+            "invalid_field",
+            "outside years",
+        ),
+        # A8: strict types, and one reading of ts
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": "1777636740", "tilt_deg": 1}),
+            "invalid_field",
+            "ts:",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": "1777636740000", "tilt_deg": 1}),
+            "invalid_field",
+            "ts:",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "tilt_deg": True}),
+            "invalid_field",
+            "tilt_deg:",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "tilt_deg": "1.5"}),
+            "invalid_field",
+            "tilt_deg:",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "cover_open": "yes"}),
+            "invalid_field",
+            "cover_open:",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "cover_open": 1}),
+            "invalid_field",
+            "cover_open:",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "tilt_deg": 1, "vibration_events": 2.0}),
+            "invalid_field",
+            "vibration_events:",
+        ),
+        # A9: the body's kind must be the topic's
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "tilt_deg": 1, "kind": "waterlog"}),
+            "kind_mismatch",
+            "kind: the topic says manhole",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "tilt_deg": 1, "kind": 7}),
+            "invalid_field",
+            "kind:",
+        ),
+        # A1, A3: what the database cannot store is refused here, naming the field
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "tilt_deg": 1, "note": "a\u0000b"}),
+            "db_rejected",
+            "note: contains a NUL",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            dumps({"ts": TS, "tilt_deg": 1, "a\u0000b": 1}),
+            "db_rejected",
+            "NUL",
+        ),
+        (
+            "uw/manhole/mh-1/status",
+            dumps({"status": "online", "detail": ["x\u0000"]}),
+            "db_rejected",
+            "detail.0: contains a NUL",
+        ),
+        (
+            "uw/manhole/mh-1/telemetry",
+            b'{"ts": "%s", "tilt_deg": 1, "deep": %s1%s}' % (TS.encode(), b"[" * 600, b"]" * 600),
+            "invalid_field",
+            "deep.0.0.0",
+        ),
         (
             "uw/manhole/mh-1/telemetry",
             dumps({"ts": TS, "temp_c": 20}),
@@ -213,3 +311,49 @@ def test_age_limit_can_be_disabled() -> None:
         limits,
     )
     assert len(parsed.rows) == 1 and parsed.dead == []
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "other/manhole/mh-1/telemetry",  # another deployment's (a stale subscription)
+        "uwx/manhole/mh-1/telemetry",
+        "uw/alerts/manhole/mh-1",  # urbanwatch's own outbound topic
+        "uw/alerts",
+    ],
+)
+def test_topics_that_are_not_ours_are_ignored_not_stored(topic: str) -> None:
+    parsed = parse_message(topic, dumps({"ts": TS, "tilt_deg": 1}), NOW, KINDS, LIMITS)
+    assert (parsed.rows, parsed.dead, parsed.status, parsed.ignored) == ([], [], [], 1)
+
+
+def test_integers_beyond_64_bits_in_extra_fields_are_kept_exactly() -> None:
+    big = 123456789012345678901234567890
+    payload = b'{"ts": "%s", "tilt_deg": 1, "serial": %d, "nested": {"n": -%d}, "f": 1e30}' % (
+        TS.encode(),
+        big,
+        big,
+    )
+    [row] = parse_message("uw/manhole/mh-1/telemetry", payload, NOW, KINDS, LIMITS).rows
+    assert row.values[-1] == {"serial": big, "nested": {"n": -big}, "f": 1e30}
+    batch = b'[{"device_id": "wl-1", "ts": "%s", "depth_cm": 1, "id": %d}]' % (TS.encode(), big)
+    [row] = parse_message("uw/gateway/g/telemetry", batch, NOW, KINDS, LIMITS).rows
+    assert row.values[-1] == {"id": big} and row.element == 0
+
+
+def test_a_poison_element_of_a_gateway_batch_refuses_only_itself() -> None:
+    ok_ts = (NOW - timedelta(minutes=1)).isoformat()
+    batch = (
+        b'[{"device_id": "mh-1", "ts": "%s", "tilt_deg": 2},'
+        b' {"device_id": "wl-1", "ts": 1e23, "depth_cm": 1},'
+        b' {"device_id": "wl-1", "ts": "%s", "depth_cm": 1, "x": "\\u0000"},'
+        b' {"device_id": "sl-1", "ts": "%s", "power_state": "on"}]'
+    ) % (ok_ts.encode(), ok_ts.encode(), ok_ts.encode())
+    parsed = parse_message("uw/gateway/gw-1/telemetry", batch, NOW, KINDS, LIMITS)
+    assert [(r.values[1], r.element) for r in parsed.rows] == [("mh-1", 0), ("sl-1", 3)]
+    assert [(d.element_index, d.reason_code) for d in parsed.dead] == [
+        (1, "invalid_field"),
+        (2, "db_rejected"),
+    ]
+    assert parsed.dead[0].reason.startswith("[1].ts:")
+    assert parsed.dead[1].reason.startswith("[2].x: contains a NUL")

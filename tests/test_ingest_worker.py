@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -14,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from tests.conftest import wait_for
-from tests.mqtt_helpers import Publisher, make_settings, running_worker
+from tests.mqtt_helpers import Publisher, count, iso, make_settings, register, running_worker
 
 DEVICES = [
     ("mh-1", "manhole"),
@@ -23,25 +19,6 @@ DEVICES = [
     ("sl-1", "streetlight"),
     ("wm-1", "watermeter"),
 ]
-
-
-def register(conn: psycopg.Connection, devices: list[tuple[str, str]]) -> None:
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO devices (device_id, kind, district, lat, lon) "
-            "VALUES (%s, %s, 'wenfeng', 36.1, 114.35)",
-            devices,
-        )
-
-
-def count(conn: psycopg.Connection, table: str) -> int:
-    return conn.execute(
-        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
-    ).fetchone()[0]
-
-
-def iso(ts: datetime) -> str:
-    return ts.isoformat(timespec="milliseconds")
 
 
 def test_readings_of_every_kind_land_exactly(conn, database_url, mqtt_url, topic_prefix):
@@ -231,7 +208,7 @@ def test_status_and_last_will(conn, database_url, mqtt_url, topic_prefix):
 def test_two_workers_split_the_load_with_no_loss(conn, database_url, mqtt_url, topic_prefix):
     devices = [(f"mh-{i:03d}", "manhole") for i in range(100)]
     register(conn, devices)
-    settings = make_settings(database_url, mqtt_url, topic_prefix)
+    settings = make_settings(database_url, mqtt_url, topic_prefix, ingest_share_group="ingest")
     start = datetime.now(UTC) - timedelta(minutes=30)
     with (
         running_worker(settings, client_id=f"{topic_prefix}-a") as a,
@@ -249,83 +226,6 @@ def test_two_workers_split_the_load_with_no_loss(conn, database_url, mqtt_url, t
     assert sum(handled) == 2000
     assert min(handled) > 0, f"the shared subscription did not split the load: {handled}"
     assert count(conn, "manhole_readings") == 2000
-
-
-def _spawn_worker(
-    database_url: str, mqtt_url: str, prefix: str, client_id: str
-) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "MQTT_URL": mqtt_url,
-        "MQTT_TOPIC_PREFIX": prefix,
-        "INGEST_FLUSH_INTERVAL_S": "0.05",
-        "INGEST_BATCH_SIZE": "200",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "urbanwatch.cli", "ingest", "--client-id", client_id],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def test_killed_worker_loses_nothing(conn, database_url, mqtt_url, topic_prefix):
-    devices = [(f"wm-{i:02d}", "watermeter") for i in range(50)]
-    register(conn, devices)
-    client_id = f"{topic_prefix}-crash"
-    start = datetime.now(UTC) - timedelta(hours=1)
-
-    def publish_range(pub: Publisher, lo: int, hi: int) -> None:
-        for n in range(lo, hi):
-            ts = start + timedelta(seconds=n // 50)
-            pub.publish(
-                f"{topic_prefix}/watermeter/{devices[n % 50][0]}/telemetry",
-                {"ts": iso(ts), "flow_m3_h": float(n % 97)},
-            )
-
-    proc = _spawn_worker(database_url, mqtt_url, topic_prefix, client_id)
-    try:
-        with Publisher(mqtt_url) as pub:
-            wait_for(
-                lambda: (
-                    conn.execute(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE application_name = 'urbanwatch-ingest' "
-                        "AND datname = current_database()"
-                    ).fetchone()[0]
-                    > 0
-                ),
-                what="the worker's connection",
-            )
-            wait_for(
-                lambda: _subscribed(pub, topic_prefix, conn), timeout=15, what="a subscribed worker"
-            )
-            publish_range(pub, 0, 1500)
-            wait_for(lambda: count(conn, "watermeter_readings") > 0, what="some rows committed")
-            proc.send_signal(signal.SIGKILL)  # mid-stream: no flush, no ack
-            proc.wait(timeout=10)
-            publish_range(pub, 1500, 3000)  # queued by the broker for the dead worker's session
-        assert count(conn, "watermeter_readings") < 3000
-        proc = _spawn_worker(database_url, mqtt_url, topic_prefix, client_id)
-        wait_for(lambda: count(conn, "watermeter_readings") >= 3000, timeout=30, what="3000 rows")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert count(conn, "watermeter_readings") == 3000
-    assert count(conn, "dead_letters") == 1  # the probe message sent to check the subscription
-
-
-def _subscribed(pub: Publisher, prefix: str, conn: psycopg.Connection) -> bool:
-    """Probe: publish a message for an unknown device and see whether it is dead-lettered."""
-    if count(conn, "dead_letters"):
-        return True
-    if not getattr(pub, "_probed", False):
-        pub.publish(f"{prefix}/watermeter/probe/telemetry", b'{"ts": 1}')
-        pub._probed = True  # type: ignore[attr-defined]
-    return False
 
 
 def test_database_outage_is_survived(conn, database_url, mqtt_url, topic_prefix, caplog):
@@ -413,7 +313,7 @@ def test_a_writer_bug_stops_the_worker_instead_of_stalling_it(
         def broken(*args):
             raise RuntimeError("a bug")
 
-        worker._store = broken  # type: ignore[method-assign]
+        worker.writer._store = broken  # type: ignore[method-assign]
         pub.publish(
             f"{topic_prefix}/manhole/mh-1/telemetry",
             {"ts": iso(datetime.now(UTC)), "tilt_deg": 1.0},

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from urbanwatch import __version__, db, queries, registry
+import psycopg
+
+from urbanwatch import __version__, db, registry
 from urbanwatch.migrate import migrate
+from urbanwatch.queries import meta, rollups
+from urbanwatch.retry import Backoff, first_line
 from urbanwatch.settings import Settings
 
 logger = logging.getLogger("urbanwatch")
@@ -30,7 +36,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(
             f"{where}: TimescaleDB not available: plain PostgreSQL storage (BRIN indexes, "
-            "date_bin rollups refreshed by ingest)"
+            "date_bin rollups refreshed by `urbanwatch rollup --every 300`)"
         )
     if created:
         print(f"created database {where}")
@@ -70,8 +76,34 @@ def cmd_devices_count(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
-    with db.connect(settings.database_url, autocommit=True) as conn:
-        print(queries.refresh_rollups(conn))
+    if args.every is None:
+        with db.connect(settings.database_url, autocommit=True) as conn:
+            print(rollups.refresh_rollups(conn))
+        return 0
+    return run_rollup_timer(settings, args.every)
+
+
+def run_rollup_timer(settings: Settings, every_s: float) -> int:
+    """Refresh the rollups every `every_s` seconds until SIGTERM/Ctrl-C. On TimescaleDB the
+    continuous aggregates refresh by their own policy, and the timer says so and idles."""
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    backoff = Backoff(1.0, every_s)
+    while not done.is_set():
+        try:
+            with db.connect(settings.database_url, autocommit=True) as conn:
+                if meta.get_storage(conn) == "timescale":
+                    logger.info("TimescaleDB refreshes the rollups by policy; nothing to do")
+                    done.wait()
+                    break
+                logger.info("rollups: %s", rollups.refresh_rollups(conn))
+            backoff.reset()
+            done.wait(every_s)
+        except psycopg.OperationalError as exc:
+            delay = backoff.next()
+            logger.warning("database unavailable (%s); retrying in %.0f s", first_line(exc), delay)
+            done.wait(delay)
     return 0
 
 
@@ -122,9 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "rollup",
-        help="bring the hourly rollups up to date",
-        description="Materialize complete hours of the <kind>_hourly rollups "
-        "(refreshes the continuous aggregates on TimescaleDB).",
+        help="bring the hourly rollups up to date (once, or on a timer)",
+        description="Materialize complete hours of the <kind>_hourly and "
+        "<kind>_district_hourly rollups (refreshes the continuous aggregates on "
+        "TimescaleDB). With --every, keep doing it: the timer plain PostgreSQL storage "
+        "needs (TimescaleDB refreshes by its own policy).",
+    )
+    p.add_argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        help="refresh every SECONDS until stopped (e.g. 300, as `make demo` runs it)",
     )
     p.set_defaults(func=cmd_rollup)
 

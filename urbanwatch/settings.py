@@ -6,10 +6,9 @@ environment at import time.
 
 from __future__ import annotations
 
-import socket
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +18,9 @@ class Settings(BaseSettings):
     database_url: str = "postgresql://127.0.0.1:5432/urbanwatch"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_topic_prefix: str = "urbanwatch"
+    # This process's broker account (a service account when the broker enforces them).
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
 
     # --- ingest -------------------------------------------------------------
     # Rows are written when either bound is reached: big batches make COPY cheap,
@@ -29,11 +31,16 @@ class Settings(BaseSettings):
     # Acks are sent after commit, so this window must hold a few batches (mqtt_facts.md:
     # a window of 20 capped ingest at 65 msg/s). It also bounds the worker's buffer.
     ingest_receive_maximum: int = Field(65535, ge=1, le=65535)
-    ingest_share_group: str = "ingest"
-    # A restarted worker must come back with the same client id to get its session back.
-    ingest_client_id: str = Field(
-        default_factory=lambda: f"urbanwatch-ingest-{socket.gethostname()}"
-    )
+    # Empty: one worker with a plain subscription, which the broker keeps across its own
+    # restart. A name: workers share the messages ($share/<name>/…); docs/scaling.md says
+    # which brokers keep a shared subscription across a restart (Mosquitto 2.0.11 does not).
+    ingest_share_group: str = ""
+    # Empty: the worker claims urbanwatch-ingest-<deployment>-<slot> (ingest/session.py), the
+    # same id after a restart, so its session and what queued meanwhile come back.
+    ingest_client_id: str | None = None
+    # How long a starting worker waits for a client id held by another connection (a crashed
+    # worker's is dropped by the server within ~11 s) before it gives up.
+    ingest_claim_wait_s: float = Field(15, ge=0)
     ingest_session_expiry_s: int = Field(3600, ge=0)
     ingest_max_payload_bytes: int = Field(256 * 1024, ge=64)
     # Device clocks drift; readings further ahead than this are refused [P].
@@ -44,6 +51,8 @@ class Settings(BaseSettings):
     # Retry a failed database write after this many seconds, doubling up to the cap.
     ingest_retry_initial_s: float = Field(0.5, gt=0)
     ingest_retry_max_s: float = Field(30, gt=0)
+    # Plain storage: how often `urbanwatch rollup --every` materializes the hourly rollups.
+    rollup_interval_s: float = Field(300, gt=0)
     # How long the device-id -> kind cache trusts itself before re-reading the registry.
     ingest_registry_ttl_s: float = Field(60, gt=0)
 
