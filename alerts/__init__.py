@@ -1,2 +1,3 @@
-"""Alert rules (ROADMAP.md item 2): rules as data, a pure evaluate(), the engine loop and the
-notifiers. Not built yet; this package only reserves the place in the layout."""
+"""Alert rules (docs/roadmap.md, Alerts): rules as data, a pure evaluate(), the engine loop and
+the notifiers. The rules are defined in docs/domain.md (§2.3, §3.3, §4.3, §5.5, §5.6). Not built
+yet; this package only reserves the place in the layout."""

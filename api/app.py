@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.docs import add_docs
 from api.routes import devices, districts, health
 from urbanwatch import __version__, db
 from urbanwatch.settings import Settings
@@ -28,7 +29,10 @@ def create_app(settings: Settings) -> FastAPI:
         description="Device registry and monitoring data for Anyang's street infrastructure "
         "(manhole covers, waterlogging points, street lighting, water DMAs).",
         lifespan=lifespan,
+        docs_url=None,  # served by add_docs from local files, not a CDN
+        redoc_url=None,
     )
+    add_docs(app)
     app.include_router(health.router)
     app.include_router(districts.router)
     app.include_router(devices.router)

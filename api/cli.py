@@ -20,6 +20,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--host", help="address to bind (default API_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default API_PORT or 8000)")
+    p.add_argument(
+        "--root-path",
+        default="",
+        help="path prefix a reverse proxy publishes the API under, e.g. /urbanwatch "
+        "(the docs pages link their files and the OpenAPI document through it)",
+    )
     p.set_defaults(func=run)
 
 
@@ -27,5 +33,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.api_host
     port = args.port or settings.api_port
     print(f"urbanwatch API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(settings), host=host, port=port, root_path=args.root_path, log_level="info"
+    )
     return 0

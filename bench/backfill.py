@@ -11,10 +11,10 @@ plain: `urbanwatch_refresh_rollups`), and on TimescaleDB every chunk both comple
 older than 7 days compressed (the compression policy). Besides being faithful, this keeps
 a city-scale run on disk: 90 uncompressed days of the whole city are ~54 GB of readings.
 
-Cadences (../shared/DOMAIN.md): manholes heartbeat every 1, 2, 4, 6, 12 or 24 h (spread
-evenly over the fleet); streetlights every 15 min at night (18:00–06:00) and 60 min by day;
-waterlog devices every 5, 10, 15, 30 or 60 min; water meters every 15 min. Full `city`
-scale is 30k manholes, 40k streetlights, 100 waterlog devices, 1k water meters:
+Cadences (docs/domain.md §2.2, §3.2, §4.2, §5.4): manholes heartbeat every 1, 2, 4, 6, 12
+or 24 h (spread evenly over the fleet); streetlights every 15 min at night (18:00–06:00) and
+60 min by day; waterlog devices every 5, 10, 15, 30 or 60 min; water meters every 15 min.
+Full `city` scale is 30k manholes, 40k streetlights, 100 waterlog devices, 1k water meters:
 about 2.75 M readings per day. `scale` multiplies the device counts.
 """
 

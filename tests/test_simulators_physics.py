@@ -1,4 +1,4 @@
-"""Device physics: readings fit the payload contract and behave like DOMAIN.md's devices."""
+"""Device physics: readings fit the payload contract and behave like docs/domain.md's devices."""
 
 from __future__ import annotations
 
