@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(5000, ge=1)
     ingest_flush_interval_s: float = Field(0.2, gt=0)
     # MQTT 5 Receive Maximum: how many unacknowledged messages the broker may send us.
-    # Acks are sent after commit, so this window must hold a few batches (mqtt_facts.md:
+    # Acks are sent after commit, so this window must hold a few batches (docs/scaling.md:
     # a window of 20 capped ingest at 65 msg/s). It also bounds the worker's buffer.
     ingest_receive_maximum: int = Field(65535, ge=1, le=65535)
     # Empty: one worker with a plain subscription, which the broker keeps across its own
@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     ingest_max_payload_bytes: int = Field(256 * 1024, ge=64)
     # Device clocks drift; readings further ahead than this are refused [P].
     ingest_max_future_s: float = Field(300, ge=0)
-    # DOMAIN.md §6: accept late messages up to 72 h [P]; 0 accepts any age.
+    # docs/domain.md §6: accept late messages up to 72 h [P]; 0 accepts any age.
     ingest_max_age_h: float = Field(72, ge=0)
     ingest_stats_interval_s: float = Field(5, gt=0)
     # Retry a failed database write after this many seconds, doubling up to the cap.
