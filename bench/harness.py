@@ -232,8 +232,11 @@ class Worker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        wait_for(lambda: b"connected to" in self.log.read_bytes(), 20, f"{client_id} to connect")
-        time.sleep(0.3)  # the SUBACK follows the CONNACK within a loopback round trip
+        wait_for(
+            lambda: b"subscriptions confirmed: ready" in self.log.read_bytes(),
+            20,
+            f"{client_id} to subscribe",
+        )
         self.cpu_start = cpu_seconds(self.proc.pid)
 
     def cpu(self) -> float:

@@ -85,8 +85,11 @@ def run_ingest(
             ]
         register_devices(url, "streetlight", devices)
         listener = CommitListener(url)
+        # Several workers split the stream through a shared subscription (docs/scaling.md).
+        shared = {"INGEST_SHARE_GROUP": "ingest"} if workers > 1 else {}
         procs = [
-            Worker(url, b.url, prefix, f"{prefix}-w{i}", **(env or {})) for i in range(workers)
+            Worker(url, b.url, prefix, f"{prefix}-w{i}", **shared, **(env or {}))
+            for i in range(workers)
         ]
         backends = _backend_pids(url)
         backend_cpu0 = sum(cpu_seconds(p) for p in backends)

@@ -39,10 +39,10 @@ CLAIM_CHECK_INTERVAL_S = 5.0
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another client connected with our id
 # Mosquitto 2.0 closes the older connection of a taken-over session without that reason, so
 # a takeover also shows as the broker dropping the worker again and again soon after it
-# connected: this many drops, each within SHORT_SESSION_S of connecting, within FLAP_WINDOW_S.
-FLAP_DROPS = 3
-SHORT_SESSION_S = 30.0
-FLAP_WINDOW_S = 120.0
+# connected: INGEST_TAKEOVER_DROPS drops, each within SHORT_SESSION_S of connecting, within
+# FLAP_WINDOW_S (two clients fighting reconnect every second or two).
+SHORT_SESSION_S = 10.0
+FLAP_WINDOW_S = 60.0
 # Retained messages are sent again whenever a subscription is made; a resumed session's
 # re-subscription must not store them twice (MQTT 5 Retain Handling 1: only when new).
 SEND_RETAINED_IF_NEW = SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
@@ -273,8 +273,8 @@ class Worker:
                 self.client_id,
                 ""
                 if reason.value == SESSION_TAKEN_OVER
-                else f" (the broker closed the connection {FLAP_DROPS} times soon after it "
-                "was made, as Mosquitto does on a takeover)",
+                else f" (the broker closed the connection {len(self._short_drops)} times "
+                "soon after it was made, as Mosquitto does on a takeover)",
             )
             client.disconnect()  # no reconnect: taking the session back would start a fight
             self._fail()
@@ -283,11 +283,12 @@ class Worker:
 
     def _flapping(self) -> bool:
         """True when this drop makes FLAP_DROPS short-lived connections in FLAP_WINDOW_S."""
+        limit = self.settings.ingest_takeover_drops
         now = time.monotonic()
-        if self._connected_at is None or now - self._connected_at > SHORT_SESSION_S:
+        if not limit or self._connected_at is None or now - self._connected_at > SHORT_SESSION_S:
             return False
         self._short_drops = [t for t in self._short_drops if now - t < FLAP_WINDOW_S] + [now]
-        return len(self._short_drops) >= FLAP_DROPS
+        return len(self._short_drops) >= limit
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():

@@ -21,12 +21,19 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from urbanwatch.migrate import migrate, timescale_loadable
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests: the same examples on every CI run (a failure is a bug, never luck of the
+# draw); new random examples on a developer's machine. HYPOTHESIS_PROFILE picks one.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/postgres")
 
 

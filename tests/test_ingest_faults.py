@@ -17,7 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.session import ClaimRefused
-from ingest.worker import FLAP_DROPS, Worker
+from ingest.worker import Worker
 from tests.conftest import ADMIN_URL, Broker, wait_for
 from tests.mqtt_helpers import (
     MqttCutter,
@@ -230,7 +230,7 @@ def test_a_session_takeover_is_reported_and_not_fought(
             intruder.disconnect()
             intruder.loop_stop()
     assert caplog.text.count("connected to ") == connections  # no reconnect after it gave up
-    assert connections <= 1 + FLAP_DROPS
+    assert connections <= 1 + settings.ingest_takeover_drops
 
 
 def test_a_second_worker_for_one_deployment_is_refused(conn, database_url, mqtt_url, topic_prefix):

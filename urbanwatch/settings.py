@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # How long a starting worker waits for a client id held by another connection (a crashed
     # worker's is dropped by the server within ~11 s) before it gives up.
     ingest_claim_wait_s: float = Field(15, ge=0)
+    # Mosquitto 2.0 closes a taken-over session's older connection without saying why; a
+    # fight over one client id shows as this many drops, each within 10 s of connecting,
+    # within 60 s. The worker then reports the takeover and stops. 0 turns this off.
+    ingest_takeover_drops: int = Field(5, ge=0)
     ingest_session_expiry_s: int = Field(3600, ge=0)
     ingest_max_payload_bytes: int = Field(256 * 1024, ge=64)
     # Device clocks drift; readings further ahead than this are refused [P].
