@@ -36,7 +36,7 @@ class Device:
 
 @dataclass(slots=True, kw_only=True)
 class Lamp(Device):
-    """Single-lamp controller on one luminaire (DOMAIN §4.2)."""
+    """Single-lamp controller on one luminaire (docs/domain.md §4.2)."""
 
     lamp_type: str
     rated_power_w: float
@@ -56,7 +56,7 @@ class Lamp(Device):
 
 @dataclass(slots=True, kw_only=True)
 class Cover(Device):
-    """Smart cover monitor (DOMAIN §2.2), with optional level and gas modules."""
+    """Smart cover monitor (docs/domain.md §2.2), with optional level and gas modules."""
 
     baseline_deg: float
     heartbeat_s: int
@@ -73,7 +73,7 @@ class Cover(Device):
 
 @dataclass
 class WaterlogPoint:
-    """A ledger point (积水点台账, DOMAIN §3.4) and its ponding physics."""
+    """A ledger point (积水点台账, docs/domain.md §3.4) and its ponding physics."""
 
     point_id: str
     name: str
@@ -128,7 +128,8 @@ class Dma:
 
 @dataclass(slots=True, kw_only=True)
 class Meter(Device):
-    """Inlet flow meter, customer (bulk) meter or pressure point of one DMA (DOMAIN §5.4)."""
+    """Inlet flow meter, customer (bulk) meter or pressure point of one DMA
+    (docs/domain.md §5.4)."""
 
     role: str
     dma: Dma

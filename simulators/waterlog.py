@@ -1,4 +1,4 @@
-"""Road ponding sensors and rain gauges (DOMAIN §3.2). Rain drives the depth at each ledger
+"""Road ponding sensors and rain gauges (docs/domain.md §3.2). Rain drives the depth at each ledger
 point through a linear reservoir: water ponds at the rate rain exceeds the point's drainage
 capacity and drains with a time constant. Unremediated points have little capacity and drain
 slowly; remediated ones carry the design storm away. Cadence tightens in rain and in floods."""
@@ -14,7 +14,7 @@ from simulators.weather import STEP_MS
 from simulators.world import World
 
 MAX_DEPTH_CM = 120.0  # the road overflows sideways beyond this [P]
-SENSOR_NOISE_CM = 0.3  # ±1 cm class sensor (DOMAIN §3.2)
+SENSOR_NOISE_CM = 0.3  # ±1 cm class sensor (docs/domain.md §3.2)
 PRESENT_CM = 0.5  # the conductivity electrodes see water above this
 HOUR_MS = 3_600_000
 
