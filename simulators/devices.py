@@ -95,6 +95,18 @@ class WaterlogPoint:
         return self.remediation_status in ("remediated", "verified")
 
 
+@dataclass(slots=True)
+class DepthReports:
+    """What a depth sensor remembers between samples to decide when to report
+    (docs/domain.md §3.2)."""
+
+    last_ms: int | None = None  # time of the last report (None: none yet)
+    last_cm: float = 0.0  # the depth it reported then
+    present: bool = False  # water_present at the previous sample
+    rain_mode: bool = False  # in rain mode at the previous sample
+    wet_ms: int = -(10**15)  # the last sample that saw rain or water
+
+
 @dataclass(slots=True, kw_only=True)
 class WaterlogSensor(Device):
     """Road ponding sensor (role depth) or tipping-bucket rain gauge (role rain)."""
@@ -104,7 +116,7 @@ class WaterlogSensor(Device):
     battery_v0: float
     rsrp: float
     rain_residual_mm: float = 0.0  # rain gauge: rain in the bucket not yet tipped
-    wet_ms: int = -(10**15)  # depth sensor: when it last saw rain or water (rain mode)
+    reports: DepthReports = field(default_factory=DepthReports)  # depth sensor
 
 
 @dataclass
