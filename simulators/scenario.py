@@ -119,18 +119,16 @@ class Event(BaseModel):
         return list(target) if isinstance(target, list) else [target]
 
     def occurrences(self, start_ms: int, end_ms: int | None) -> Iterator[tuple[int, int | None]]:
-        """(start, end) of each occurrence: one, or with `every` each one starting before
-        end_ms (only the first if end_ms is None)."""
+        """(start, end) of each occurrence that starts before end_ms: one, or with `every`
+        one per period (without end_ms: the first only)."""
         t0 = resolve_at(self.at, start_ms)
         length = None if self.duration is None else parse_duration(self.duration)
         every = None if self.every is None else parse_duration(self.every)
-        while True:
+        while end_ms is None or t0 < end_ms:
             yield t0, None if length is None else t0 + length
             if every is None or end_ms is None:
                 return
             t0 += every
-            if t0 >= end_ms:
-                return
 
 
 class Scenario(BaseModel):
@@ -159,7 +157,8 @@ def load_scenario(name_or_path: str) -> Scenario:
 def apply_scenario(
     scenario: Scenario, fleet: Fleet, world: World, start_ms: int, end_ms: int | None = None
 ) -> None:
-    """Put the scenario's storms, bursts and faults into the world; unknown targets raise.
+    """Put the scenario's storms, bursts and faults that start before end_ms into the world
+    (so the ground truth lists only what a run of that length shows); unknown targets raise.
     Recurring events repeat until end_ms (None: they happen once). An occurrence of an event
     marked `only: day` (`night`) is skipped unless most of it falls where the lamps are
     expected off (on): a day-burn shows by day, a supply loss at night."""
