@@ -61,8 +61,8 @@ cat <<MSG
    +40 s   circuit CIR-0003 for 30 min: day-burn by day, supply loss (0 V) at night
    +50 s   gas at MH-000030 (15 min)
    then    another cover opens every 6 min (from +4 min), gas every 15 min (+9 min), a
-           circuit fault every 20 min (+12 min), a burst in another DMA every 40 min
-           (+20 min), a storm every 2 h (+1 h).                     Ctrl-C to stop.
+           circuit fault every 20 min (+12 min), a storm every 2 h (+1 h), a burst
+           every hour in DMA-01 or DMA-02 (+2 h).                   Ctrl-C to stop.
 ──────────────────────────────────────────────────────────────────────────
 
 MSG

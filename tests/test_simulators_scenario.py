@@ -32,6 +32,19 @@ def test_shipped_scenarios_apply_to_the_small_fleet(path):
     assert world.all_faults() or world.all_bursts() or world.weather.storms
 
 
+def test_the_demo_applies_to_fleets_from_scale_100_up():
+    for scale in ("100", "small"):
+        world = build_world(
+            make_fleet(42, scale),
+            START,
+            START + 86_400_000,
+            load_scenario("demo"),
+            background=False,
+        )
+        groups = {f.group for f in world.all_faults() if f.group}
+        assert groups == {"CIR-0003", "CIR-0006", "CIR-0009", "CIR-0011"}
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
