@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: migrate, start ingest and the API, then run a small simulated Anyang fleet live
-# with the `demo` scenario (a cover opens, a cloudburst floods unremediated points, a lighting
-# circuit loses supply, a DMA bursts). Ctrl-C stops everything cleanly.
+# with the `demo` scenario: within two minutes a cloudburst floods the unremediated points, a
+# cover opens, a DMA bursts, a lighting circuit burns by day or loses supply at night and a gas
+# reading rises; more events follow every few minutes (simulators/scenarios/demo.yaml).
+# Ctrl-C stops everything cleanly.
 # DEMO_DURATION=N stops after N seconds; DATABASE_URL, MQTT_URL as usual (README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,14 +52,23 @@ cat <<MSG
                           ORDER BY bucket DESC LIMIT 5"
  dead letters           psql -h 127.0.0.1 urbanwatch -c "SELECT reason_code, count(*)
                           FROM dead_letters GROUP BY 1"
- ground truth           .demo/truth-run-small-*.json (what the simulator broke, and when)
- Scenario 'demo': cover MH-000012 opens at +20 s, a cloudburst from +30 s, circuit
- CIR-0003 loses supply at +40 s, a burst in DMA-02 at +1 min.   Ctrl-C to stop.
+ ground truth           $LOGS/truth-demo.json (what the simulator broke, and when)
+ Scenario 'demo', in time after the simulator starts:
+   +0 s    a 4-min cloudburst (300 mm/h): unremediated points WL-D-009, WL-D-010 pass
+           15 cm by +2 min and report every minute and on every 2 cm
+   +20 s   cover MH-000012 opens (20 min)
+   +30 s   DMA-02 bursts (25 m³/h, 2 h); its loggers report every minute
+   +40 s   circuit CIR-0003 for 30 min: day-burn by day, supply loss (0 V) at night
+   +50 s   gas at MH-000030 (15 min)
+   then    another cover opens every 6 min (from +4 min), gas every 15 min (+9 min), a
+           circuit fault every 20 min (+12 min), a storm every 2 h (+1 h), a burst
+           every hour in DMA-01 or DMA-02 (+2 h).                   Ctrl-C to stop.
 ──────────────────────────────────────────────────────────────────────────
 
 MSG
 
-args=(simulate run --scale small --seed 42 --scenario demo --stagger 20)
+args=(simulate run --scale small --seed 42 --scenario demo --stagger 20
+      --truth "$LOGS/truth-demo.json")
 if [ -n "${DEMO_DURATION:-}" ]; then args+=(--duration "$DEMO_DURATION"); fi
 "$BIN/urbanwatch" "${args[@]}" || true
 MSG_END="demo: readings stored: $("$BIN/python" - <<'PY'

@@ -36,7 +36,7 @@ class Device:
 
 @dataclass(slots=True, kw_only=True)
 class Lamp(Device):
-    """Single-lamp controller on one luminaire (DOMAIN §4.2)."""
+    """Single-lamp controller on one luminaire (docs/domain.md §4.2)."""
 
     lamp_type: str
     rated_power_w: float
@@ -56,7 +56,7 @@ class Lamp(Device):
 
 @dataclass(slots=True, kw_only=True)
 class Cover(Device):
-    """Smart cover monitor (DOMAIN §2.2), with optional level and gas modules."""
+    """Smart cover monitor (docs/domain.md §2.2), with optional level and gas modules."""
 
     baseline_deg: float
     heartbeat_s: int
@@ -73,7 +73,7 @@ class Cover(Device):
 
 @dataclass
 class WaterlogPoint:
-    """A ledger point (积水点台账, DOMAIN §3.4) and its ponding physics."""
+    """A ledger point (积水点台账, docs/domain.md §3.4) and its ponding physics."""
 
     point_id: str
     name: str
@@ -95,6 +95,18 @@ class WaterlogPoint:
         return self.remediation_status in ("remediated", "verified")
 
 
+@dataclass(slots=True)
+class DepthReports:
+    """What a depth sensor remembers between samples to decide when to report
+    (docs/domain.md §3.2)."""
+
+    last_ms: int | None = None  # time of the last report (None: none yet)
+    last_cm: float = 0.0  # the depth it reported then
+    present: bool = False  # water_present at the previous sample
+    rain_mode: bool = False  # in rain mode at the previous sample
+    wet_ms: int = -(10**15)  # the last sample that saw rain or water
+
+
 @dataclass(slots=True, kw_only=True)
 class WaterlogSensor(Device):
     """Road ponding sensor (role depth) or tipping-bucket rain gauge (role rain)."""
@@ -104,7 +116,7 @@ class WaterlogSensor(Device):
     battery_v0: float
     rsrp: float
     rain_residual_mm: float = 0.0  # rain gauge: rain in the bucket not yet tipped
-    wet_ms: int = -(10**15)  # depth sensor: when it last saw rain or water (rain mode)
+    reports: DepthReports = field(default_factory=DepthReports)  # depth sensor
 
 
 @dataclass
@@ -128,7 +140,8 @@ class Dma:
 
 @dataclass(slots=True, kw_only=True)
 class Meter(Device):
-    """Inlet flow meter, customer (bulk) meter or pressure point of one DMA (DOMAIN §5.4)."""
+    """Inlet flow meter, customer (bulk) meter or pressure point of one DMA
+    (docs/domain.md §5.4)."""
 
     role: str
     dma: Dma

@@ -1,4 +1,5 @@
-"""Water district metered areas (DOMAIN §5.4): inlets, bulk customer meters, pressure points.
+"""Water district metered areas (docs/domain.md §5.4): inlets, bulk customer meters, pressure
+points.
 
 Every customer in a simulated DMA is behind one of its customer meters (residential compound
 master meters 小区总表 and non-residential users), so inflow − Σ customer meters is exactly
@@ -19,7 +20,7 @@ COMMERCIAL_SHARE = (0.15, 0.35)  # of residential consumption [P]
 # True leakage as a share of inflow, by district class [P]; the plan targets are 9.7 % / 11 %.
 LEAKAGE_SHARE = {"central": (0.06, 0.14), "county": (0.08, 0.17)}
 INLET_MPA = (0.30, 0.40)  # network pressure at the inlet, no flow
-PRESSURE_POINTS = 3  # at least 3 per zone (DOMAIN §5.4)
+PRESSURE_POINTS = 3  # at least 3 per zone (docs/domain.md §5.4)
 COMMERCIAL_METERS = 0.3  # share of customer meters that are non-residential
 
 

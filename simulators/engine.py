@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from simulators import manhole, streetlight, water, waterlog
-from simulators.devices import Cover, Device, Lamp, Meter
+from simulators.devices import Cover, Device, Lamp, Meter, WaterlogSensor
 from simulators.faults import plan_faults
 from simulators.fleet import Fleet
 from simulators.params import Params, with_overrides
@@ -47,7 +47,7 @@ def build_world(
     if background and (scenario is None or scenario.background_faults):
         plan_faults(fleet, world, start_ms, end_ms, fleet.seed)
     if scenario is not None:
-        apply_scenario(scenario, fleet, world, start_ms)
+        apply_scenario(scenario, fleet, world, start_ms, end_ms)
     return world
 
 
@@ -66,6 +66,11 @@ def typical_interval_s(device: Device, world: World) -> int:
     return p.waterlog_dry_interval_s
 
 
+def wakes_in_rain(device: Device) -> bool:
+    """Waterlogging sensors and covers with a level module wake when rain starts."""
+    return isinstance(device, WaterlogSensor) or (isinstance(device, Cover) and device.has_level)
+
+
 class Simulation:
     def __init__(
         self,
@@ -77,7 +82,8 @@ class Simulation:
         devices: list[Device] | None = None,
     ):
         """Each device first reports at a fixed phase within its interval (or within
-        `stagger_s`, so a demo shows every device quickly); phases and random streams are
+        `stagger_s`, so a demo shows every device quickly), or earlier if a fault edge or,
+        for devices that wake in rain, a storm comes first; phases and random streams are
         fixed by seed and device id, so a subset of devices behaves as in the whole fleet."""
         self.world = world
         self.devices = devices if devices is not None else fleet.devices
@@ -89,12 +95,14 @@ class Simulation:
                 span = min(span, int(stagger_s * 1000))
             phase = zlib.crc32(f"{fleet.seed}:{d.device_id}".encode()) % max(span, 1)
             first = start_ms + phase
-            edge = (
+            for wake in (
                 world.next_edge(d.device_id, start_ms - 1)
                 if world.faults.get(d.device_id)
-                else None
-            )
-            self.heap.append((min(first, edge) if edge else first, i))
+                else None,
+                world.weather.next_start(start_ms - 1) if wakes_in_rain(d) else None,
+            ):
+                first = min(first, wake) if wake else first
+            self.heap.append((first, i))
         heapq.heapify(self.heap)
         self.counts: Counter[str] = Counter()
 

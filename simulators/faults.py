@@ -29,7 +29,7 @@ class Rule:
 
 
 # Rates [P]: chosen so a city fleet shows a lighting rate around 97–98 % and a few cover
-# events a day, in line with the targets the plan tracks (DOMAIN §1).
+# events a day, in line with the targets the plan tracks (docs/domain.md §1).
 RULES = (
     Rule("streetlight", "lamp_out", "share", 0.015, None),
     Rule("streetlight", "day_burn", "share", 0.003, None),

@@ -65,7 +65,7 @@ ROAD_NAMES = (
 )
 # Road classes (CJJ 45): trunk roads are longer and carry more lamps per km.
 ROAD_CLASSES = (("trunk", 0.3), ("secondary", 0.4), ("branch", 0.3))
-SEGMENT_M = 500.0  # road segments (dark-spot KPI unit, DOMAIN §4.5) are ~500 m
+SEGMENT_M = 500.0  # road segments (dark-spot KPI unit, docs/domain.md §4.5) are ~500 m
 KM_PER_DEG_LAT = 111.2
 
 

@@ -1,4 +1,4 @@
-"""The waterlogging point ledger (积水点台账, DOMAIN §3.4) with a depth sensor per point,
+"""The waterlogging point ledger (积水点台账, docs/domain.md §3.4) with a depth sensor per point,
 and rain gauges spread over the districts."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ NAMED_POINTS = (("人民公园", "wenfeng", "低洼路段"), ("同乐花园", "b
 REMEDIATED_2021 = 10  # plan T4: 10 central-city points in 2021
 POINT_TYPES = (("下穿立交", 0.3), ("低洼路段", 0.5), ("小区", 0.2))
 # Ponding physics ranges [P], chosen so that the design-storm scenario (60 mm/h peak, 2 h)
-# floods unremediated points past 15 cm and leaves remediated points below it (DOMAIN §3.1).
+# floods unremediated points past 15 cm and leaves remediated points below it (docs/domain.md §3.1).
 UNREMEDIATED = {"capacity_mm_h": (10, 16), "gain_cm_per_mm": (1.3, 2.0), "drain_tau_h": (1.2, 2.5)}
 REMEDIATED = {"capacity_mm_h": (42, 50), "gain_cm_per_mm": (0.4, 0.7), "drain_tau_h": (0.2, 0.5)}
 

@@ -1,5 +1,5 @@
-"""Smart cover monitor physics (DOMAIN §2.2–2.3): tilt noise around a baseline, open and flip
-events, storm water rising in the well, gas events, battery drain, heartbeat cadence."""
+"""Smart cover monitor physics (docs/domain.md §2.2–2.3): tilt noise around a baseline, open
+and flip events, storm water rising in the well, gas events, battery drain, heartbeat cadence."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Physics and cadence parameters of the simulated devices, in one place.
 
-Defaults follow DOMAIN.md (section and evidence tag in each comment). A scenario file can
+Defaults follow docs/domain.md (section and evidence tag in each comment). A scenario file can
 override any of them under `params:` (docs/simulators.md); fleet-level ranges (lamp powers,
 ponding capacities, DMA leakage shares) are constants at the top of the fleet modules.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Params:
-    # --- streetlights (DOMAIN §4.2, §4.3) ---
+    # --- streetlights (docs/domain.md §4.2, §4.3) ---
     lamp_on_interval_s: int = 900  # metering every 15 min while on [P]
     lamp_off_interval_s: int = 3600  # heartbeat every 60 min while off [P]
     lamp_on_after_sunset_min: float = 10.0  # switch on at sunset + 10 min [P]
@@ -24,14 +24,14 @@ class Params:
     lamp_standby_w: float = 0.6  # controller's own draw with the lamp off or failed
     supply_v: float = 228.0  # measured supply on 220 V circuits (EXEDRA example 241 V) [V]
     supply_noise_v: float = 1.5
-    # --- manhole covers (DOMAIN §2.2) ---
+    # --- manhole covers (docs/domain.md §2.2) ---
     cover_module_interval_s: int = 1800  # level/gas modules report every 15–60 min [P]
     cover_tilt_noise_deg: float = 0.15
     cover_open_tilt_deg: tuple[float, float] = (14.0, 35.0)  # a lifted cover, > 10° (MH_TILT)
     cover_battery_drain_v_per_year: float = 0.02  # Li-SOCl₂ stays flat for years
     cover_low_battery_v: float = 3.22  # a drained cell (MH_LOW_BATT < 3.3 V)
     cover_gas_lel: float = 30.0  # %LEL of a gas event (MH_GAS_L1 ≥ 10, L2 ≥ 50)
-    # --- waterlogging (DOMAIN §3.2) ---
+    # --- waterlogging (docs/domain.md §3.2) ---
     waterlog_dry_interval_s: int = 3600  # dry heartbeat 60 min [P]
     waterlog_rain_interval_s: int = 300  # rain mode: every 5 min [P]
     waterlog_flood_interval_s: int = 60  # depth ≥ 15 cm: every minute [P]
@@ -40,7 +40,7 @@ class Params:
     rain_gauge_dry_interval_s: int = 3600  # hourly totals when dry [P]
     rain_gauge_rain_interval_s: int = 300  # 5-min totals while it rains [P]
     rain_bucket_mm: float = 0.1  # tipping-bucket resolution [V]
-    # --- water (DOMAIN §5.4) ---
+    # --- water (docs/domain.md §5.4) ---
     water_inlet_interval_s: int = 900  # 15-min logging (UK practice) [S]
     water_pressure_interval_s: int = 900
     water_customer_interval_s: int = 3600

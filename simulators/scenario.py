@@ -4,6 +4,7 @@ demos get exactly the alerts they expect. Format: docs/simulators.md."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from simulators.devices import Lamp
 from simulators.faults import circuits
 from simulators.fleet import Fleet
-from simulators.sun import LOCAL, utc
+from simulators.sun import LOCAL, LampClock, utc
 from simulators.weather import Storm, Weather
 from simulators.world import FAULTS_BY_KIND, Burst, Fault, World
 
@@ -74,9 +75,12 @@ class Event(BaseModel):
     type: EventType
     at: str
     duration: str | float | None = None  # None: until the end of the run (storms: required)
-    device: str | None = None
-    circuit: str | None = None  # lamp faults: every lamp on this circuit
-    dma: str | None = None
+    every: str | float | None = None  # recur this often until the end of the run
+    only: Literal["day", "night"] | None = None  # happen only if lamps are off / on at `at`
+    # A target, or with `every` a list the occurrences take in turn.
+    device: str | list[str] | None = None
+    circuit: str | list[str] | None = None  # lamp faults: every lamp on this circuit
+    dma: str | list[str] | None = None
     districts: list[str] | None = None  # storms: where it rains (default everywhere)
     peak_mm_h: float = Field(60.0, gt=0, le=300)
     shape: Literal["triangle", "uniform"] = "triangle"
@@ -92,7 +96,39 @@ class Event(BaseModel):
             raise ValueError("a burst needs a dma and a duration")
         if self.type not in ("storm", "burst") and not (self.device or self.circuit):
             raise ValueError(f"{self.type} needs a device (or, for lamps, a circuit)")
+        lists = [t for t in (self.device, self.circuit, self.dma) if isinstance(t, list)]
+        if lists and self.every is None:
+            raise ValueError("a list of targets needs `every` (occurrences take them in turn)")
+        if self.every is not None:
+            if self.duration is None:
+                raise ValueError("a recurring event needs a duration")
+            every, duration = parse_duration(self.every), parse_duration(self.duration)
+            if every <= 0:
+                raise ValueError("`every` must be positive")
+            turn = len(lists[0]) if lists else 1
+            if self.type != "storm" and duration > every * turn:
+                raise ValueError(
+                    f"occurrences would overlap on one target: {self.type} lasts longer than "
+                    f"`every` × {turn} target(s)"
+                )
         return self
+
+    def targets(self) -> list[str | None]:
+        """The target of each turn: occurrence k takes turn k mod len (one turn if fixed)."""
+        target = self.circuit or self.device or self.dma
+        return list(target) if isinstance(target, list) else [target]
+
+    def occurrences(self, start_ms: int, end_ms: int | None) -> Iterator[tuple[int, int | None]]:
+        """(start, end) of each occurrence that starts before end_ms: one, or with `every`
+        one per period (without end_ms: the first only)."""
+        t0 = resolve_at(self.at, start_ms)
+        length = None if self.duration is None else parse_duration(self.duration)
+        every = None if self.every is None else parse_duration(self.every)
+        while end_ms is None or t0 < end_ms:
+            yield t0, None if length is None else t0 + length
+            if every is None or end_ms is None:
+                return
+            t0 += every
 
 
 class Scenario(BaseModel):
@@ -118,52 +154,82 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise ValueError(f"{path}: {exc}") from None
 
 
-def apply_scenario(scenario: Scenario, fleet: Fleet, world: World, start_ms: int) -> None:
-    """Put the scenario's storms, bursts and faults into the world; unknown targets raise."""
+def apply_scenario(
+    scenario: Scenario, fleet: Fleet, world: World, start_ms: int, end_ms: int | None = None
+) -> None:
+    """Put the scenario's storms, bursts and faults that start before end_ms into the world
+    (so the ground truth lists only what a run of that length shows); unknown targets raise.
+    Recurring events repeat until end_ms (None: they happen once). An occurrence of an event
+    marked `only: day` (`night`) is skipped unless most of it falls where the lamps are
+    expected off (on): a day-burn shows by day, a supply loss at night."""
     devices = fleet.by_id()
     lamp_circuits = circuits([d for d in fleet.devices if isinstance(d, Lamp)])
     dmas = {d.dma_id for d in fleet.dmas}
     storms = list(world.weather.storms)
     for i, ev in enumerate(scenario.events):
-        t0 = resolve_at(ev.at, start_ms)
-        t1 = None if ev.duration is None else t0 + parse_duration(ev.duration)
         where = f"{scenario.name}: event {i + 1} ({ev.type})"
-        if ev.type == "storm":
-            assert t1 is not None
-            storms.append(
-                Storm(
-                    t0,
-                    t1,
-                    ev.peak_mm_h,
-                    ev.shape,
-                    ev.peak_at,
-                    frozenset(ev.districts) if ev.districts else None,
-                )
-            )
-        elif ev.type == "burst":
-            if ev.dma not in dmas:
-                raise ValueError(f"{where}: no DMA {ev.dma!r} in this fleet")
-            assert t1 is not None and ev.dma is not None
-            drop = ev.pressure_drop_mpa
-            if drop is None:
-                drop = world.params.burst_pressure_drop_mpa
-            world.add_burst(Burst(ev.dma, t0, t1, ev.flow_m3_h, drop, "scenario"))
-        else:
-            for device_id in _targets(ev, devices, lamp_circuits, where):
-                world.add_fault(Fault(ev.type, device_id, t0, t1, "scenario", group=ev.circuit))
+        turns = ev.targets()
+        for target in turns:
+            _check(ev, target, devices, lamp_circuits, dmas, where)
+        for k, (t0, t1) in enumerate(ev.occurrences(start_ms, end_ms)):
+            if ev.only is not None and (lit_share(world.clock, t0, t1) > 0.5) != (
+                ev.only == "night"
+            ):
+                continue
+            target = turns[k % len(turns)]
+            if ev.type == "storm":
+                assert t1 is not None
+                districts = frozenset(ev.districts) if ev.districts else None
+                storms.append(Storm(t0, t1, ev.peak_mm_h, ev.shape, ev.peak_at, districts))
+            elif ev.type == "burst":
+                assert t1 is not None and target is not None
+                drop = ev.pressure_drop_mpa
+                if drop is None:
+                    drop = world.params.burst_pressure_drop_mpa
+                world.add_burst(Burst(target, t0, t1, ev.flow_m3_h, drop, "scenario"))
+            else:
+                assert target is not None
+                group = target if ev.circuit else None
+                for device_id in lamp_circuits[target] if group else [target]:
+                    world.add_fault(Fault(ev.type, device_id, t0, t1, "scenario", group=group))
     world.weather = Weather(storms)
 
 
-def _targets(
-    ev: Event, devices: dict[str, Any], lamp_circuits: dict[str, list[str]], where: str
-) -> list[str]:
+def lit_share(clock: LampClock, t0: int, t1: int | None) -> float:
+    """The share of [t0, t1) in the lamps' expected-on window (at t0 if there is no end)."""
+    if t1 is None or t1 <= t0:
+        return 1.0 if clock.is_on(t0) else 0.0
+    lit, t = 0, t0
+    while t < t1:
+        nxt = min(clock.next_switch(t), t1)
+        lit += nxt - t if clock.is_on(t) else 0
+        t = nxt
+    return lit / (t1 - t0)
+
+
+def _check(
+    ev: Event,
+    target: str | None,
+    devices: dict[str, Any],
+    lamp_circuits: dict[str, list[str]],
+    dmas: set[str],
+    where: str,
+) -> None:
+    """Raise if the target is not in this fleet or cannot have this event."""
+    if ev.type == "storm":
+        return
+    if ev.type == "burst":
+        if target not in dmas:
+            raise ValueError(f"{where}: no DMA {target!r} in this fleet")
+        return
     if ev.circuit:
-        if ev.circuit not in lamp_circuits:
-            raise ValueError(f"{where}: no circuit {ev.circuit!r} in this fleet")
-        return lamp_circuits[ev.circuit]
-    device = devices.get(ev.device or "")
+        if target not in lamp_circuits:
+            raise ValueError(f"{where}: no circuit {target!r} in this fleet")
+        if ev.type not in FAULTS_BY_KIND["streetlight"]:
+            raise ValueError(f"{where}: a streetlight cannot have a {ev.type} fault")
+        return
+    device = devices.get(target or "")
     if device is None:
-        raise ValueError(f"{where}: no device {ev.device!r} in this fleet")
+        raise ValueError(f"{where}: no device {target!r} in this fleet")
     if ev.type not in FAULTS_BY_KIND[device.kind]:
         raise ValueError(f"{where}: a {device.kind} cannot have a {ev.type} fault")
-    return [device.device_id]

@@ -13,7 +13,7 @@ from simulators.geography import Road
 
 SHARDS = 16  # independent random streams; a device's stream is fixed by its id
 
-# Cover uses and their shares among street covers (DOMAIN §2.4) [P].
+# Cover uses and their shares among street covers (docs/domain.md §2.4) [P].
 COVER_USES = (
     ("雨水", 0.35),
     ("污水", 0.25),
@@ -37,7 +37,8 @@ DEFECTS = (
 SAFETY_NET_SHARE = 0.75  # of covers that require one: the plan's 100 % is not reached yet
 CORE_CENTRE = (36.098, 114.355)  # old town, where the smart-cover pilot runs (T3)
 CORE_RADIUS_KM = 2.5
-HEARTBEATS_S = ((86400, 0.6), (43200, 0.2), (21600, 0.2))  # DOMAIN §2.2: 1–24 h, default 24 h
+# docs/domain.md §2.2: heartbeat 1–24 h, default 24 h.
+HEARTBEATS_S = ((86400, 0.6), (43200, 0.2), (21600, 0.2))
 PILOT_HEARTBEAT_S = 3600  # the core-area pilot reports hourly
 MODULE_SHARE = 0.3  # drainage covers with a level sensor; sewer/gas covers with a gas sensor
 

@@ -1,4 +1,4 @@
-"""Single-lamp controller physics (DOMAIN §4.2–4.3): dusk-to-dawn switching, power by lamp
+"""Single-lamp controller physics (docs/domain.md §4.2–4.3): dusk-to-dawn switching, power by lamp
 type and dimming, and the faults the alert rules look for."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from simulators.world import World
 
 # Draw at full output relative to rated power: ballast and driver losses [V/P].
 DRAW = {"LED": 1.0, "HPS": 1.12, "MH": 1.1, "CFL": 1.05, "other": 1.05}
-# What each fault does to power, power factor and voltage (DOMAIN §4.3 thresholds).
+# What each fault does to power, power factor and voltage (docs/domain.md §4.3 thresholds).
 POWER_LOW = 0.5  # SL_POWER_LOW below 0.75 × expected
 POWER_HIGH = 1.45  # SL_POWER_HIGH above 1.30 × expected
 PF_LOW = 0.42  # SL_PF_LOW below 0.5

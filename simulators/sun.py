@@ -1,4 +1,5 @@
-"""Sunrise and sunset at Anyang (astral), and the lamps' expected-on window (DOMAIN §4.3).
+"""Sunrise and sunset at Anyang (astral), and the lamps' expected-on window
+(docs/domain.md §4.3).
 
 Times are epoch milliseconds (UTC); a "local day" is a calendar day in Asia/Shanghai.
 """
@@ -16,7 +17,7 @@ ANYANG = Observer(latitude=36.1, longitude=114.35, elevation=75.0)
 LOCAL = ZoneInfo("Asia/Shanghai")
 LOCAL_OFFSET_MS = 8 * 3600 * 1000  # Asia/Shanghai has no daylight saving time
 DAY_MS = 86_400_000
-# DOMAIN §4.3 [P]: lamps switch on at sunset + 10 min and off at sunrise − 10 min.
+# docs/domain.md §4.3 [P]: lamps switch on at sunset + 10 min and off at sunrise − 10 min.
 ON_AFTER_SUNSET_MIN = 10.0
 OFF_BEFORE_SUNRISE_MIN = 10.0
 

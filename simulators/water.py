@@ -1,4 +1,4 @@
-"""DMA water physics (DOMAIN §5.4–5.6) in closed form.
+"""DMA water physics (docs/domain.md §5.4–5.6) in closed form.
 
 Customer demand follows a diurnal curve (piecewise linear between hourly factors, mean 1),
 so every meter register is an exact integral of its flow: customer totals are q × ∫f, and a
@@ -20,7 +20,7 @@ from simulators.world import World
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 # Hourly demand factors from 00:00 local: morning and evening peaks, minimum at 03:00 [P,
-# shaped like the MNF literature in DOMAIN §5.5]. Normalised to a mean of 1 below.
+# shaped like the MNF literature in docs/domain.md §5.5]. Normalised to a mean of 1 below.
 RESIDENTIAL_RAW = (
     0.45,
     0.33,
