@@ -20,15 +20,17 @@ export API_PORT="${API_PORT:-8000}"
 pids=()
 cleanup() {
     trap - EXIT INT TERM
-    echo; echo "demo: stopping ingest and API"
+    echo; echo "demo: stopping ingest, the API and the rollup timer"
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 
-"$BIN/urbanwatch" ingest --client-id urbanwatch-demo-ingest >"$LOGS/ingest.log" 2>&1 &
+"$BIN/urbanwatch" ingest >"$LOGS/ingest.log" 2>&1 &
 pids+=($!)
 "$BIN/urbanwatch" api >"$LOGS/api.log" 2>&1 &
+pids+=($!)
+"$BIN/urbanwatch" rollup --every 300 >"$LOGS/rollup.log" 2>&1 &  # plain storage's timer
 pids+=($!)
 
 wait_for() {  # wait_for WHAT COMMAND...: up to 20 s

@@ -107,6 +107,7 @@ class Cadence:
     fast_s: int | None  # the interval in the kind's alert mode (rain mode), if it has one
     grace_s: int  # slack before a silent device counts as offline
     source: str  # evidence tag and section of docs/domain.md
+    urgent_s: int | None = None  # the interval at alarm level (a flooded point), if faster
 
     def offline_after_s(self, heartbeat_s: int | None = None) -> int:
         """docs/domain.md §0: online = any message within 2 × heartbeat + grace [P]."""

@@ -38,7 +38,12 @@ SPEC = KindSpec(
     # Dry heartbeat 60 min; rain mode every 5 min (depth ≥ 15 cm: every minute, plus an
     # immediate report on a change ≥ 2 cm); offline after 2 × heartbeat (dry) [P].
     cadence=Cadence(
-        report_s=3600, heartbeat_s=3600, fast_s=300, grace_s=0, source="§3.2, §3.3 [P]"
+        report_s=3600,
+        heartbeat_s=3600,
+        fast_s=300,
+        grace_s=0,
+        source="§3.2, §3.3 [P]",
+        urgent_s=60,
     ),
     rollups=(
         agg("max_depth_cm"),
