@@ -166,12 +166,22 @@ def bench_database(admin_url: str, storage: str = "plain", commit_log: str | Non
             )
 
 
-def register_devices(url: str, kind: str, device_ids: list[str]) -> None:
+def register_devices(
+    url: str, kind: str, device_ids: list[str], gateways: dict[str, str] | None = None
+) -> None:
+    """Devices of one kind, spread over the central districts; `gateways` maps a device to
+    the gateway it reports through (only that gateway may report for it)."""
     districts = ["wenfeng", "beiguan", "yindu", "longan"]
-    query = "COPY devices (device_id, kind, district, lat, lon) FROM STDIN"
-    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur, cur.copy(query) as c:
-        for i, d in enumerate(device_ids):
-            c.write_row((d, kind, districts[i % len(districts)], 36.1, 114.35))
+    gateways = gateways or {}
+    query = "COPY devices (device_id, kind, district, lat, lon, gateway_id) FROM STDIN"
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO gateways (gateway_id) VALUES (%s) ON CONFLICT DO NOTHING",
+            [(g,) for g in set(gateways.values())],
+        )
+        with cur.copy(query) as c:
+            for i, d in enumerate(device_ids):
+                c.write_row((d, kind, districts[i % len(districts)], 36.1, 114.35, gateways.get(d)))
 
 
 class CommitListener:

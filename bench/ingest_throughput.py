@@ -83,7 +83,9 @@ def run_ingest(
                 for g in range(GATEWAYS)
                 for d in range(load.DEVICES_PER_GATEWAY)
             ]
-        register_devices(url, "streetlight", devices)
+        # each gateway reports for its own devices (gw<g>, bench/publisher.py)
+        gateways = {d: d.split("-")[-2] for d in devices if mode == "gateway"}
+        register_devices(url, "streetlight", devices, gateways)
         listener = CommitListener(url)
         # Several workers split the stream through a shared subscription (docs/scaling.md).
         shared = {"INGEST_SHARE_GROUP": "ingest"} if workers > 1 else {}

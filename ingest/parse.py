@@ -27,11 +27,12 @@ from ingest.reading import (
     error_code,
     parse_reading,
 )
+from ingest.registry import Registry
 from urbanwatch.kinds import Timestamp
 from urbanwatch.models import DEVICE_ID_RE, describe_errors
 from urbanwatch.topics import GATEWAY, is_outbound, parse_topic
 
-__all__ = ["DeadLetter", "Limits", "Parsed", "Row", "StatusEvent", "parse_message"]
+__all__ = ["DeadLetter", "Limits", "Parsed", "Registry", "Row", "StatusEvent", "parse_message"]
 
 # A status word, in a JSON status message or as the bare text of a last will.
 STATUS_PATTERN = r"^[a-z_]{1,32}$"
@@ -99,12 +100,13 @@ def parse_message(
     topic: str,
     payload: bytes,
     received_at: datetime,
-    kinds: Mapping[str, str],
+    registry: Registry,
     limits: Limits,
     out: Parsed | None = None,
 ) -> Parsed:
     """Turn one MQTT message into rows, dead letters and status events, added to `out`
     (a new Parsed by default; a worker passes one for a whole batch). Never raises."""
+    kinds = registry.kinds
     if out is None:
         out = Parsed()
 
@@ -143,7 +145,8 @@ def parse_message(
             parts.kind, parts.device_id, body, payload, received_at, kinds, refuse, out
         )
     if parts.kind == GATEWAY:
-        return _parse_gateway(body, payload, Window.at(received_at, limits), kinds, refuse, out)
+        window = Window.at(received_at, limits)
+        return _parse_gateway(parts.device_id, body, payload, window, registry, refuse, out)
     if not isinstance(body, dict):
         return refuse("invalid_json", "payload: must be a JSON object", parts.device_id)
     try:
@@ -190,15 +193,17 @@ def _resolve_kind(device_id: str, kinds: Mapping[str, str], claimed: str | None)
 
 
 def _parse_gateway(
+    gateway_id: str,
     body: Any,
     payload: bytes,
     window: Window,
-    kinds: Mapping[str, str],
+    registry: Registry,
     refuse: Callable[..., Parsed],
     out: Parsed,
 ) -> Parsed:
     if not isinstance(body, list):
         return refuse("invalid_json", "payload: a gateway batch must be a JSON array of readings")
+    kinds, behind = registry.kinds, registry.gateways
     append = out.rows.append
     for index, element in enumerate(body):
         if not isinstance(element, dict):
@@ -217,6 +222,12 @@ def _parse_gateway(
             continue
         claimed = element.get("kind")
         try:
+            if kind is not None and behind.get(device_id) != gateway_id:  # type: ignore[arg-type]
+                raise Refused(
+                    "foreign_device",
+                    f"device_id: {device_id!r} is not registered behind gateway {gateway_id!r}",
+                    device_id,  # type: ignore[arg-type]
+                )
             if kind is None or (claimed is not None and claimed != kind):  # the rare case
                 if claimed is not None and not isinstance(claimed, str):
                     raise Refused("invalid_field", "kind: must be a string", device_id)

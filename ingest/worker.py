@@ -22,8 +22,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.client import IngestClient, Publish
 from ingest.inbox import Inbox
-from ingest.kinds import KindCache
 from ingest.parse import Limits
+from ingest.registry import RegistryCache
 from ingest.session import SessionClaim
 from ingest.stats import Stats
 from ingest.store import Store
@@ -67,7 +67,7 @@ class Worker:
         self.claim = SessionClaim(
             settings.database_url, settings.mqtt_topic_prefix, self.share_group
         )
-        self.kinds = KindCache(settings.database_url, settings.ingest_registry_ttl_s)
+        self.registry = RegistryCache(settings.database_url, settings.ingest_registry_ttl_s)
         self.stats = Stats()
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # set once the broker confirmed the subscriptions
@@ -94,7 +94,7 @@ class Worker:
             self.requested_client_id, self.settings.ingest_claim_wait_s
         )
         try:
-            self.kinds.refresh()
+            self.registry.refresh()
             self.store = Store(self.settings.database_url, self.client_id)
             self.store.storage()  # a migrated database, or a clear error now
             before = self.claim.filters_before()
@@ -115,7 +115,7 @@ class Worker:
         self.writer = Writer(
             inbox=self.inbox,
             store=self.store,
-            kinds=self.kinds,
+            registry=self.registry,
             limits=self.limits,
             stats=self.stats,
             acker=self.client,
@@ -139,7 +139,7 @@ class Worker:
             self.client.loop_stop()
         if hasattr(self, "store"):
             self.store.close()
-        self.kinds.close()
+        self.registry.close()
         self.claim.release()
         logger.info("stopped: %s", self.stats.totals())
 

@@ -25,8 +25,8 @@ from typing import NamedTuple, Protocol
 import psycopg
 
 from ingest.inbox import Inbox
-from ingest.kinds import KindCache
-from ingest.parse import DeadLetter, Limits, Parsed, parse_message
+from ingest.parse import DeadLetter, Limits, Parsed, Registry, parse_message
+from ingest.registry import RegistryCache
 from ingest.stats import Stats
 from ingest.store import Receipt, Store, WriteResult, total
 from urbanwatch.retry import Backoff, first_line, retry_database
@@ -67,7 +67,7 @@ class Writer:
         *,
         inbox: Inbox[Incoming],
         store: Store,
-        kinds: KindCache,
+        registry: RegistryCache,
         limits: Limits,
         stats: Stats,
         acker: Acker,
@@ -78,7 +78,7 @@ class Writer:
         stopping: threading.Event,
         on_tick: Callable[[], None] = lambda: None,
     ):
-        self.inbox, self.store, self.kinds, self.limits = inbox, store, kinds, limits
+        self.inbox, self.store, self.registry, self.limits = inbox, store, registry, limits
         self.stats, self.acker = stats, acker
         self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
         self.stats_interval_s, self.backoff, self.stopping = stats_interval_s, backoff, stopping
@@ -119,7 +119,7 @@ class Writer:
         while stopping: the batch then stays unacknowledged."""
         return retry_database(
             lambda: self._parse(batch),
-            reset=self.kinds.reset,
+            reset=self.registry.reset,
             stopping=self.stopping,
             backoff=self.backoff,
             holding=f"{len(batch)} message(s), unacknowledged until stored",
@@ -127,13 +127,13 @@ class Writer:
 
     def _parse(self, batch: list[Incoming]) -> tuple[Parsed, list[Receipt]]:
         """One Parsed for the whole batch (a message's own is rebuilt only to isolate it)."""
-        self.kinds.refresh()
-        parsed = parse_batch(batch, self.kinds.kinds, self.limits)
+        self.registry.refresh()
+        parsed = parse_batch(batch, self.registry.registry, self.limits)
         unknown = {
             d.device_id for d in parsed[0].dead if d.reason_code == "unknown_device" and d.device_id
         }
-        if unknown and self.kinds.look_up(unknown):  # devices registered since the last reload
-            parsed = parse_batch(batch, self.kinds.kinds, self.limits)
+        if unknown and self.registry.look_up(unknown):  # registered since the last reload
+            parsed = parse_batch(batch, self.registry.registry, self.limits)
         return parsed
 
     # --- commit (committer thread) -----------------------------------------------------
@@ -166,7 +166,7 @@ class Writer:
     def _write_alone(self, m: Incoming) -> WriteResult:
         """One message in its own transaction (parsed again, with the registry as the batch
         saw it); if the database refuses it, its readings one by one."""
-        parsed, receipts = parse_batch([m], self.kinds.kinds, self.limits)
+        parsed, receipts = parse_batch([m], self.registry.registry, self.limits)
         try:
             return self.store.write(parsed, receipts)
         except psycopg.OperationalError:
@@ -225,7 +225,7 @@ def _refusal(exc: psycopg.Error) -> str:
 
 
 def parse_batch(
-    batch: list[Incoming], kinds: dict[str, str], limits: Limits
+    batch: list[Incoming], registry: Registry, limits: Limits
 ) -> tuple[Parsed, list[Receipt]]:
     """Parse every message into one Parsed, and a receipt for each delivery that produced
     dead letters or status events without their own ts (what a redelivery could repeat)."""
@@ -234,7 +234,7 @@ def parse_batch(
     dead, status = out.dead, out.status
     for m in batch:
         d0, s0 = len(dead), len(status)
-        parse_message(m.topic, m.payload, m.received_at, kinds, limits, out)
+        parse_message(m.topic, m.payload, m.received_at, registry, limits, out)
         if m.qos and (len(dead) > d0 or len(status) > s0):
             ts_less = [i for i in range(s0, len(status)) if not status[i].own_ts]
             if len(dead) > d0 or ts_less:

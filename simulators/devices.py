@@ -30,6 +30,7 @@ class Device:
             "lon": self.lon,
             "status": "active",
             "installed_at": self.installed_at.isoformat(),
+            "gateway_id": self.gateway,  # batches come through it (docs/mqtt.md)
             **self.attrs,
         }
 

@@ -96,7 +96,16 @@ def make_fleet(seed: int, scale: str) -> Fleet:
 
 
 def registry_columns(devices: list[Device]) -> list[str]:
-    columns = ["device_id", "kind", "district", "lat", "lon", "status", "installed_at"]
+    columns = [
+        "device_id",
+        "kind",
+        "district",
+        "lat",
+        "lon",
+        "status",
+        "installed_at",
+        "gateway_id",
+    ]
     seen = set(columns)
     for d in devices:
         for key in d.attrs:

@@ -27,12 +27,17 @@ from tests.conftest import wait_for
 from urbanwatch.settings import Settings, mqtt_host_port
 
 
-def register(conn: psycopg.Connection, devices: list[tuple[str, str]]) -> None:
+def register(
+    conn: psycopg.Connection, devices: list[tuple[str, str]], gateway: str | None = "gw-1"
+) -> None:
+    """Register (device_id, kind) pairs, each behind `gateway` (only it may report for them)."""
     with conn.cursor() as cur:
+        if gateway:
+            cur.execute("INSERT INTO gateways VALUES (%s) ON CONFLICT DO NOTHING", (gateway,))
         cur.executemany(
-            "INSERT INTO devices (device_id, kind, district, lat, lon) "
-            "VALUES (%s, %s, 'wenfeng', 36.1, 114.35)",
-            devices,
+            "INSERT INTO devices (device_id, kind, district, lat, lon, gateway_id) "
+            "VALUES (%s, %s, 'wenfeng', 36.1, 114.35, %s)",
+            [(d, k, gateway) for d, k in devices],
         )
 
 

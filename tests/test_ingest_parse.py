@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from ingest.parse import Limits, parse_message
+from ingest.parse import Limits, Registry, parse_message
 from urbanwatch.kinds import measurement_fields
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LIMITS = Limits(prefix="uw", max_payload_bytes=2048)
 KINDS = {"mh-1": "manhole", "wl-1": "waterlog", "sl-1": "streetlight", "wm-1": "watermeter"}
+REGISTRY = Registry(KINDS, dict.fromkeys(KINDS, "gw-1"))  # every device reports through gw-1
 TS = "2026-05-01T11:59:00+08:00"  # an offset other than UTC: 03:59 UTC, 8 h old
 
 
@@ -222,7 +223,7 @@ def dumps(obj: object) -> bytes:
 def test_refusals_name_their_reason(
     topic: str, payload: bytes, code: str, reason_part: str
 ) -> None:
-    parsed = parse_message(topic, payload, NOW, KINDS, LIMITS)
+    parsed = parse_message(topic, payload, NOW, REGISTRY, LIMITS)
     assert parsed.rows == [] and parsed.status == []
     [dead] = parsed.dead
     assert (dead.reason_code, dead.topic, dead.payload) == (code, topic, payload)
@@ -239,7 +240,7 @@ def test_reading_maps_to_columns_in_table_order() -> None:
             "vendor_code": "X1",
         }
     )
-    [row] = parse_message("uw/manhole/mh-1/telemetry", payload, NOW, KINDS, LIMITS).rows
+    [row] = parse_message("uw/manhole/mh-1/telemetry", payload, NOW, REGISTRY, LIMITS).rows
     columns = ("ts", "device_id", "received_at", *measurement_fields("manhole"), "extra")
     values = dict(zip(columns, row.values, strict=True))
     assert values["ts"] == datetime(2026, 5, 1, 11, 59, tzinfo=UTC)
@@ -251,7 +252,7 @@ def test_reading_maps_to_columns_in_table_order() -> None:
 
 def test_iso_timestamp_with_offset_is_converted_to_utc() -> None:
     [row] = parse_message(
-        "uw/waterlog/wl-1/telemetry", dumps({"ts": TS, "depth_cm": 12}), NOW, KINDS, LIMITS
+        "uw/waterlog/wl-1/telemetry", dumps({"ts": TS, "depth_cm": 12}), NOW, REGISTRY, LIMITS
     ).rows
     assert row.values[0] == datetime(2026, 5, 1, 3, 59, tzinfo=UTC)
 
@@ -267,7 +268,7 @@ def test_gateway_batch_keeps_good_siblings_of_bad_elements() -> None:
         {"device_id": "sl-1", "kind": "waterlog", "ts": ok_ts, "depth_cm": 1},
         {"device_id": "wm-1", "ts": ok_ts, "flow_m3_h": 12.5, "pressure_mpa": 0.31},
     ]
-    parsed = parse_message("uw/gateway/gw-1/telemetry", dumps(batch), NOW, KINDS, LIMITS)
+    parsed = parse_message("uw/gateway/gw-1/telemetry", dumps(batch), NOW, REGISTRY, LIMITS)
     assert [(r.kind, r.values[1]) for r in parsed.rows] == [
         ("manhole", "mh-1"),
         ("watermeter", "wm-1"),
@@ -296,7 +297,7 @@ def test_gateway_batch_keeps_good_siblings_of_bad_elements() -> None:
     ],
 )
 def test_status_messages(payload: bytes, status: str, ts: datetime) -> None:
-    parsed = parse_message("uw/manhole/mh-1/status", payload, NOW, KINDS, LIMITS)
+    parsed = parse_message("uw/manhole/mh-1/status", payload, NOW, REGISTRY, LIMITS)
     [event] = parsed.status
     assert (event.device_id, event.status, event.ts) == ("mh-1", status, ts)
 
@@ -307,7 +308,7 @@ def test_age_limit_can_be_disabled() -> None:
         "uw/manhole/mh-1/telemetry",
         dumps({"ts": "2021-01-01T00:00:00Z", "tilt_deg": 1}),
         NOW,
-        KINDS,
+        REGISTRY,
         limits,
     )
     assert len(parsed.rows) == 1 and parsed.dead == []
@@ -323,7 +324,7 @@ def test_age_limit_can_be_disabled() -> None:
     ],
 )
 def test_topics_that_are_not_ours_are_ignored_not_stored(topic: str) -> None:
-    parsed = parse_message(topic, dumps({"ts": TS, "tilt_deg": 1}), NOW, KINDS, LIMITS)
+    parsed = parse_message(topic, dumps({"ts": TS, "tilt_deg": 1}), NOW, REGISTRY, LIMITS)
     assert (parsed.rows, parsed.dead, parsed.status, parsed.ignored) == ([], [], [], 1)
 
 
@@ -334,10 +335,10 @@ def test_integers_beyond_64_bits_in_extra_fields_are_kept_exactly() -> None:
         big,
         big,
     )
-    [row] = parse_message("uw/manhole/mh-1/telemetry", payload, NOW, KINDS, LIMITS).rows
+    [row] = parse_message("uw/manhole/mh-1/telemetry", payload, NOW, REGISTRY, LIMITS).rows
     assert row.values[-1] == {"serial": big, "nested": {"n": -big}, "f": 1e30}
     batch = b'[{"device_id": "wl-1", "ts": "%s", "depth_cm": 1, "id": %d}]' % (TS.encode(), big)
-    [row] = parse_message("uw/gateway/g/telemetry", batch, NOW, KINDS, LIMITS).rows
+    [row] = parse_message("uw/gateway/gw-1/telemetry", batch, NOW, REGISTRY, LIMITS).rows
     assert row.values[-1] == {"id": big} and row.element == 0
 
 
@@ -349,7 +350,7 @@ def test_a_poison_element_of_a_gateway_batch_refuses_only_itself() -> None:
         b' {"device_id": "wl-1", "ts": "%s", "depth_cm": 1, "x": "\\u0000"},'
         b' {"device_id": "sl-1", "ts": "%s", "power_state": "on"}]'
     ) % (ok_ts.encode(), ok_ts.encode(), ok_ts.encode())
-    parsed = parse_message("uw/gateway/gw-1/telemetry", batch, NOW, KINDS, LIMITS)
+    parsed = parse_message("uw/gateway/gw-1/telemetry", batch, NOW, REGISTRY, LIMITS)
     assert [(r.values[1], r.element) for r in parsed.rows] == [("mh-1", 0), ("sl-1", 3)]
     assert [(d.element_index, d.reason_code) for d in parsed.dead] == [
         (1, "invalid_field"),
@@ -357,3 +358,20 @@ def test_a_poison_element_of_a_gateway_batch_refuses_only_itself() -> None:
     ]
     assert parsed.dead[0].reason.startswith("[1].ts:")
     assert parsed.dead[1].reason.startswith("[2].x: contains a NUL")
+
+
+def test_a_gateway_reports_only_for_devices_registered_behind_it() -> None:
+    ok_ts = (NOW - timedelta(minutes=1)).isoformat()
+    registry = Registry(KINDS, {"mh-1": "gw-1", "wl-1": "gw-2"})  # sl-1: behind no gateway
+    batch = [
+        {"device_id": "mh-1", "ts": ok_ts, "tilt_deg": 1},
+        {"device_id": "wl-1", "ts": ok_ts, "depth_cm": 1},
+        {"device_id": "sl-1", "ts": ok_ts, "power_state": "on"},
+    ]
+    parsed = parse_message("uw/gateway/gw-1/telemetry", dumps(batch), NOW, registry, LIMITS)
+    assert [r.values[1] for r in parsed.rows] == ["mh-1"]
+    assert [(d.element_index, d.reason_code, d.device_id) for d in parsed.dead] == [
+        (1, "foreign_device", "wl-1"),
+        (2, "foreign_device", "sl-1"),
+    ]
+    assert parsed.dead[0].reason == "[1].device_id: 'wl-1' is not registered behind gateway 'gw-1'"

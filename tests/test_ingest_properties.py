@@ -44,13 +44,16 @@ class Fleet:
     """A pool of registered devices per kind, handed out one by one."""
 
     def __init__(self, conn: psycopg.Connection):
+        conn.execute("INSERT INTO gateways VALUES ('gw-1')")  # every device reports through it
         with (
             conn.cursor() as cur,
-            cur.copy("COPY devices (device_id, kind, district, lat, lon) FROM STDIN") as copy,
+            cur.copy(
+                "COPY devices (device_id, kind, district, lat, lon, gateway_id) FROM STDIN"
+            ) as copy,
         ):
             for kind in KINDS:
                 for i in range(POOL):
-                    copy.write_row((f"{kind}-{i}", kind, "wenfeng", 36.1, 114.35))
+                    copy.write_row((f"{kind}-{i}", kind, "wenfeng", 36.1, 114.35, "gw-1"))
         self._next = {kind: itertools.count() for kind in KINDS}
 
     def take(self, kind: str) -> str:

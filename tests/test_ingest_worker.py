@@ -153,7 +153,7 @@ def test_gateway_batch_keeps_good_siblings(conn, database_url, mqtt_url, topic_p
         running_worker(make_settings(database_url, mqtt_url, topic_prefix)),
         Publisher(mqtt_url) as pub,
     ):
-        pub.publish(f"{topic_prefix}/gateway/gw-7/telemetry", batch)
+        pub.publish(f"{topic_prefix}/gateway/gw-1/telemetry", batch)
         wait_for(lambda: count(conn, "dead_letters") == 2, what="2 dead letters")
     assert conn.execute("SELECT device_id FROM manhole_readings").fetchall() == [("mh-1",)]
     assert conn.execute("SELECT device_id FROM waterlog_readings").fetchall() == [("wl-1",)]

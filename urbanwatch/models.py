@@ -38,6 +38,8 @@ class DeviceBase(BaseModel):
     status: DeviceStatus = DeviceStatus.ACTIVE
     installed_at: date | None = None
     commissioned_at: date | None = None
+    # The gateway the device reports through, if any: only it may report for the device.
+    gateway_id: DeviceId | None = None
     attrs: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -62,6 +64,7 @@ class DeviceUpdate(BaseModel):
     status: DeviceStatus | None = None
     installed_at: date | None = None
     commissioned_at: date | None = None
+    gateway_id: DeviceId | None = None
     attrs: dict[str, Any] | None = None
 
 

@@ -27,6 +27,7 @@ TOP_LEVEL = (
     "status",
     "installed_at",
     "commissioned_at",
+    "gateway_id",
 )
 # Rows go to the database in chunks: big enough for COPY to pay, small enough for a live bar.
 CHUNK_ROWS = 5000
@@ -96,14 +97,20 @@ def to_device(raw: dict[str, Any], districts: dict[str, str]) -> DeviceCreate:
 
 UPSERT_SQL = """
 INSERT INTO devices AS d (device_id, kind, district, lat, lon, status, installed_at,
-                          commissioned_at, attrs)
-SELECT device_id, kind, district, lat, lon, status, installed_at, commissioned_at, attrs
+                          commissioned_at, gateway_id, attrs)
+SELECT device_id, kind, district, lat, lon, status, installed_at, commissioned_at, gateway_id,
+       attrs
 FROM devices_import
 ON CONFLICT (device_id) DO UPDATE SET
     kind = EXCLUDED.kind, district = EXCLUDED.district, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
     status = EXCLUDED.status, installed_at = EXCLUDED.installed_at,
-    commissioned_at = EXCLUDED.commissioned_at, attrs = EXCLUDED.attrs, updated_at = now()
+    commissioned_at = EXCLUDED.commissioned_at, gateway_id = EXCLUDED.gateway_id,
+    attrs = EXCLUDED.attrs, updated_at = now()
 """
+# A gateway exists once a device names it.
+NEW_GATEWAYS_SQL = """INSERT INTO gateways (gateway_id)
+SELECT DISTINCT gateway_id FROM devices_import WHERE gateway_id IS NOT NULL
+ON CONFLICT DO NOTHING"""
 
 
 def upsert_devices(conn: psycopg.Connection, devices: list[DeviceCreate]) -> int:
@@ -118,7 +125,7 @@ def upsert_devices(conn: psycopg.Connection, devices: list[DeviceCreate]) -> int
         )
         with cur.copy(
             """COPY devices_import (device_id, kind, district, lat, lon, status, installed_at,
-                                    commissioned_at, attrs) FROM STDIN"""
+                                    commissioned_at, gateway_id, attrs) FROM STDIN"""
         ) as copy:
             for d in latest.values():
                 copy.write_row(
@@ -131,9 +138,11 @@ def upsert_devices(conn: psycopg.Connection, devices: list[DeviceCreate]) -> int
                         d.status.value,
                         d.installed_at,
                         d.commissioned_at,
+                        d.gateway_id,
                         json.dumps(d.attrs, ensure_ascii=False),
                     )
                 )
+        cur.execute(NEW_GATEWAYS_SQL)
         cur.execute(UPSERT_SQL)
         return cur.rowcount
 

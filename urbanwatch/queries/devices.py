@@ -13,22 +13,27 @@ from psycopg.types.json import Jsonb
 from urbanwatch.models import DeviceCreate, DevicePublic, DeviceUpdate
 
 DEVICE_COLUMNS = (
-    "device_id, kind, district, lat, lon, status, installed_at, commissioned_at, attrs, "
-    "created_at, updated_at"
+    "device_id, kind, district, lat, lon, status, installed_at, commissioned_at, gateway_id, "
+    "attrs, created_at, updated_at"
 )
-ALL_KINDS = "SELECT device_id, kind FROM devices"
-KINDS_OF = "SELECT device_id, kind FROM devices WHERE device_id = ANY(%s)"
+ADDRESSES = "SELECT device_id, kind, gateway_id FROM devices"
+ADDRESSES_OF = "SELECT device_id, kind, gateway_id FROM devices WHERE device_id = ANY(%s)"
+ENSURE_GATEWAY = "INSERT INTO gateways (gateway_id) VALUES (%s) ON CONFLICT DO NOTHING"
 
 
-def device_kinds(
+def device_addresses(
     conn: psycopg.Connection, device_ids: Iterable[str] | None = None
-) -> dict[str, str]:
-    """device_id -> kind, for all devices or for the given ids."""
+) -> list[tuple[str, str, str | None]]:
+    """(device_id, kind, gateway_id) for all devices or for the given ids: what ingest
+    checks a message's address against."""
     if device_ids is None:
-        rows = conn.execute(ALL_KINDS)
-    else:
-        rows = conn.execute(KINDS_OF, (list(device_ids),))
-    return dict(rows.fetchall())  # type: ignore[arg-type]
+        return conn.execute(ADDRESSES).fetchall()
+    return conn.execute(ADDRESSES_OF, (list(device_ids),)).fetchall()
+
+
+def ensure_gateway(conn: psycopg.Connection, gateway_id: str | None) -> None:
+    if gateway_id is not None:
+        conn.execute(ENSURE_GATEWAY, (gateway_id,))
 
 
 def get_device(conn: psycopg.Connection, device_id: str) -> DevicePublic | None:
@@ -67,11 +72,12 @@ def list_devices(
 
 def create_device(conn: psycopg.Connection, device: DeviceCreate) -> DevicePublic | None:
     """Insert a device; None when the id is taken."""
+    ensure_gateway(conn, device.gateway_id)
     with conn.cursor(row_factory=class_row(DevicePublic)) as cur:
         return cur.execute(
             f"""INSERT INTO devices (device_id, kind, district, lat, lon, status, installed_at,
-                                     commissioned_at, attrs)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                     commissioned_at, gateway_id, attrs)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 ON CONFLICT (device_id) DO NOTHING
                 RETURNING {DEVICE_COLUMNS}""",
             (
@@ -83,6 +89,7 @@ def create_device(conn: psycopg.Connection, device: DeviceCreate) -> DevicePubli
                 device.status.value,
                 device.installed_at,
                 device.commissioned_at,
+                device.gateway_id,
                 Jsonb(device.attrs),
             ),
         ).fetchone()
@@ -94,6 +101,7 @@ def update_device(
     """Apply the given fields; `attrs`, when given, replaces the stored attributes whole
     (the caller merges and validates them)."""
     fields = changes.model_dump(exclude_unset=True, exclude={"attrs"}, mode="json")
+    ensure_gateway(conn, fields.get("gateway_id"))
     if attrs is not None:
         fields["attrs"] = Jsonb(attrs)
     assignments: list[sql.Composable] = [

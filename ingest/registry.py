@@ -1,14 +1,16 @@
-"""Which kind each device is: a cache of the registry on its own connection.
+"""The registry as ingest needs it: each device's kind and the gateway it reports through,
+cached on a connection of its own.
 
 Its own connection because the writer's commit of batch N overlaps the parsing of batch
-N+1 (ingest/worker.py): a registry query on the writing connection would run inside, and
+N+1 (ingest/writer.py): a registry query on the writing connection would run inside, and
 commit, the other thread's open transaction.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import psycopg
 
@@ -16,12 +18,19 @@ from urbanwatch import db
 from urbanwatch.queries import devices
 
 
-class KindCache:
-    """device id -> kind, reloaded after `ttl_s`; reconnects on demand after a failure."""
+class Registry(NamedTuple):
+    """A snapshot the pure parser checks addresses against."""
+
+    kinds: Mapping[str, str]  # device id -> kind
+    gateways: Mapping[str, str]  # device id -> the gateway it is registered behind
+
+
+class RegistryCache:
+    """The registry, reloaded after `ttl_s`; reconnects on demand after a failure."""
 
     def __init__(self, url: str, ttl_s: float = 60.0):
         self.ttl_s = ttl_s
-        self.kinds: dict[str, str] = {}
+        self.registry = Registry({}, {})
         self._db = db.LazyConnection(url, name="urbanwatch-ingest")
         self._loaded = float("-inf")
         self._misses: dict[str, float] = {}  # device id -> when it was last looked up in vain
@@ -36,13 +45,16 @@ class KindCache:
     close = reset
 
     def refresh(self, now: float | None = None) -> None:
-        """Reload device -> kind when the cache is older than its TTL."""
+        """Reload the registry when the cache is older than its TTL."""
         now = time.monotonic() if now is None else now
         if now - self._loaded < self.ttl_s:
             return
         conn = self._connection()
-        self.kinds = devices.device_kinds(conn)
+        rows = devices.device_addresses(conn)
         conn.commit()
+        self.registry = Registry(
+            {d: kind for d, kind, _ in rows}, {d: gw for d, _, gw in rows if gw is not None}
+        )
         self._loaded = now
         self._misses.clear()
 
@@ -50,18 +62,21 @@ class KindCache:
         """Ask the registry about ids the cache lacks (new devices since the last reload).
         Ids asked about in vain are not asked again until the TTL passes. True if any found."""
         now = time.monotonic() if now is None else now
+        kinds = self.registry.kinds
         wanted = [
             d
             for d in set(device_ids)
-            if d not in self.kinds and now - self._misses.get(d, float("-inf")) >= self.ttl_s
+            if d not in kinds and now - self._misses.get(d, float("-inf")) >= self.ttl_s
         ]
         if not wanted:
             return False
         conn = self._connection()
-        found = devices.device_kinds(conn, wanted)
+        found = devices.device_addresses(conn, wanted)
         conn.commit()
-        self.kinds.update(found)
-        for d in wanted:
-            if d not in found:
-                self._misses[d] = now
+        self.registry.kinds.update({d: kind for d, kind, _ in found})  # type: ignore[attr-defined]
+        self.registry.gateways.update(  # type: ignore[attr-defined]
+            {d: gw for d, _, gw in found if gw is not None}
+        )
+        for d in set(wanted) - {d for d, _, _ in found}:
+            self._misses[d] = now
         return bool(found)
