@@ -24,7 +24,7 @@ MAX_DEVICES = 1_000_000  # 14 x the city fleet; a fleet is built in memory
 MAX_SPEED = 100_000  # replays ingest's whole 71 h window in under 3 s
 MAX_DURATION_S = 366 * 86_400  # a year; a run's faults are planned up front
 MAX_BACKFILL_DAYS = 3660  # ten years (90 city days are ~54 GB of readings)
-MAX_JOBS = 64  # one process each
+MAX_JOBS = 64  # each is a forked writer with its own database connection
 
 
 def fleet_scale(text: str) -> str:
