@@ -1,6 +1,13 @@
 """The `urbanwatch` command. Core subcommands live here; services add theirs through the
 `urbanwatch.commands` entry-point group (see pyproject.toml), so this shared package never
-imports a service."""
+imports a service. An entry point is named after the command it adds: `urbanwatch simulate
+...` loads only the `simulate` service, `urbanwatch --help` loads them all.
+
+Errors: commands raise `urbanwatch.errors.UsageError` / `RuntimeProblem` and `main` prints
+one line and exits 2 / 1 (the contract is in `urbanwatch/errors.py`). A command with
+actions (`devices import|count`) sets `func=None, parser=<its parser>` as defaults, so that
+naming it without an action prints its help and exits 2.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +16,41 @@ import logging
 import signal
 import sys
 import threading
-from importlib.metadata import entry_points
+import traceback
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 
 from urbanwatch import __version__, db, registry
+from urbanwatch.arguments import positive_number, whole_number
+from urbanwatch.errors import EXIT_INTERRUPTED, EXIT_USAGE, RuntimeProblem, UsageError, explain
 from urbanwatch.migrate import migrate
 from urbanwatch.queries import meta, rollups
 from urbanwatch.retry import Backoff, first_line
-from urbanwatch.settings import Settings
+from urbanwatch.settings import Settings, load_settings
 
 logger = logging.getLogger("urbanwatch")
+
+CORE_COMMANDS = ("migrate", "devices", "rollup")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (subcommand parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     created = db.ensure_database(settings.database_url)
-    with db.connect(settings.database_url, autocommit=True) as conn:
-        result = migrate(conn, args.storage)
     where = db.describe(settings.database_url)
+    with db.connect(settings.database_url, autocommit=True) as conn:
+        try:
+            result = migrate(conn, args.storage)
+        except RuntimeError as exc:  # the storage asked for cannot be had
+            raise RuntimeProblem(f"cannot migrate {where}: {exc}") from exc
     if result.storage == "timescale":
         print(
             f"{where}: TimescaleDB {result.timescale_version} found: hypertables, compression, "
@@ -48,14 +71,12 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_devices_import(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file)
     if not path.is_file():
-        print(f"error: no such file: {path}", file=sys.stderr)
-        return 2
+        raise UsageError(f"no such file: {path} (give a .csv, .geojson or .json file)")
     with db.connect(settings.database_url, autocommit=True) as conn:
         try:
             report = registry.import_file(conn, path, progress=not args.quiet)
         except ValueError as exc:
-            print(f"error: {path}: {exc}", file=sys.stderr)
-            return 2
+            raise UsageError(f"{path}: {exc}") from exc
     for where, reason in report.errors[: args.max_errors]:
         print(f"{path}:{where}: {reason}", file=sys.stderr)
     if len(report.errors) > args.max_errors:
@@ -107,8 +128,10 @@ def run_rollup_timer(settings: Settings, every_s: float) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `command`, only the service that provides it is loaded
+    (all of them for an unknown or missing command, none for a core one)."""
+    parser = Parser(
         prog="urbanwatch",
         description="Watch a city's street infrastructure live and track its improvement plan. "
         "Settings come from the environment: DATABASE_URL, MQTT_URL, MQTT_TOPIC_PREFIX "
@@ -116,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"urbanwatch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(func=None, parser=parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
         "migrate",
@@ -135,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     devices = sub.add_parser(
         "devices", help="the device registry", description="Manage the device registry."
     )
-    dsub = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
+    devices.set_defaults(func=None, parser=devices)
+    dsub = devices.add_subparsers(dest="devices_command", metavar="ACTION")
     p = dsub.add_parser(
         "import",
         help="upsert devices from a CSV or GeoJSON file",
@@ -147,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="a .csv, .geojson or .json file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--max-errors", type=int, default=50, help="bad rows to print (default 50)")
+    p.add_argument(
+        "--max-errors", type=whole_number(0), default=50, help="bad rows to print (default 50)"
+    )
     p.set_defaults(func=cmd_devices_import)
     p = dsub.add_parser("count", help="devices per kind and district")
     p.set_defaults(func=cmd_devices_count)
@@ -162,13 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--every",
-        type=float,
+        type=positive_number(),
         metavar="SECONDS",
         help="refresh every SECONDS until stopped (e.g. 300, as `make demo` runs it)",
     )
     p.set_defaults(func=cmd_rollup)
 
-    for ep in sorted(entry_points(group="urbanwatch.commands"), key=lambda e: e.name):
+    for ep in _services(command):
         try:
             register = ep.load()
         except Exception as exc:  # one broken service must not take the rest down
@@ -178,17 +205,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _services(command: str | None) -> list[EntryPoint]:
+    """The entry points to load for `command`: importing every service (FastAPI, paho, the
+    simulator) costs about a second, which a core command or another service need not pay."""
+    if command in CORE_COMMANDS:
+        return []
+    found = sorted(entry_points(group="urbanwatch.commands"), key=lambda e: e.name)
+    return [ep for ep in found if ep.name == command] or found
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The command named in `argv`: its first word that is not an option (the top-level
+    options take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; user errors end in one line on stderr (exit 2 for usage, 1 for
+    runtime), Ctrl-C in exit 130, and tracebacks are printed only with -v."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(argv)
+    except KeyboardInterrupt:
+        print("urbanwatch: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def run(argv: list[str]) -> int:
+    parser = build_parser(_command_in(argv))
+    args = parser.parse_args(argv)
+    if args.func is None:  # a command group without its action, or no command at all
+        args.parser.print_help(sys.stderr)
+        return EXIT_USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = Settings()
+    database = None
     try:
+        settings = load_settings()
+        database = db.describe(settings.database_url)
         return int(args.func(args, settings) or 0)
-    except KeyboardInterrupt:
-        return 130
+    except Exception as exc:
+        return report(exc, database, verbose=args.verbose)
+
+
+def report(exc: Exception, database: str | None, *, verbose: bool) -> int:
+    """Print the one line `explain` makes of `exc` (after its traceback with -v)."""
+    status, line = explain(exc, database)
+    if verbose:
+        traceback.print_exception(exc)
+    elif line.startswith("internal error"):
+        line += " (run with -v for the traceback)"
+    print(f"urbanwatch: {line}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

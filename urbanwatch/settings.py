@@ -6,10 +6,17 @@ environment at import time.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from urbanwatch.errors import RuntimeProblem, UsageError
 
 
 class Settings(BaseSettings):
@@ -64,6 +71,30 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 
+    # Files a command writes for the user (the simulator's fleets and ground truth); when
+    # unset, $XDG_STATE_HOME/urbanwatch or ~/.local/state/urbanwatch (see state_dir()).
+    urbanwatch_state_dir: Path | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_parses(cls, value: str) -> str:
+        try:
+            conninfo_to_dict(value)
+        except psycopg.ProgrammingError as exc:
+            raise ValueError(
+                f"not a PostgreSQL URL (postgresql://[USER@]HOST[:PORT]/DBNAME): {exc}".strip()
+            ) from None
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url_parses(cls, value: str) -> str:
+        try:
+            mqtt_host_port(value)
+        except ValueError:
+            raise ValueError("must be mqtt://HOST[:PORT]") from None
+        return value
+
     @field_validator("mqtt_topic_prefix")
     @classmethod
     def _prefix_is_a_topic_level(cls, value: str) -> str:
@@ -77,5 +108,51 @@ def mqtt_host_port(url: str) -> tuple[str, int]:
     """Split `mqtt://host:port` into its parts (port 1883 when absent)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "tcp"):
-        raise ValueError(f"MQTT_URL must start with mqtt://, got {url!r}")
-    return parts.hostname or "127.0.0.1", parts.port or 1883
+        raise ValueError(f"MQTT_URL must be mqtt://HOST[:PORT], got {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"MQTT_URL has a port that is not a number 0-65535: {url!r}") from None
+    return parts.hostname or "127.0.0.1", port or 1883
+
+
+# How a setting's pydantic error reads on the command line, by pydantic's error type.
+_SETTING_PROBLEMS = {
+    "greater_than_equal": "must be ≥ {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be ≤ {le}",
+    "less_than": "must be < {lt}",
+    "int_parsing": "must be a whole number",
+    "float_parsing": "must be a number",
+}
+
+
+def load_settings() -> Settings:
+    """`Settings()`, with every invalid value reported on one line as a UsageError:
+    `setting INGEST_BATCH_SIZE=-5: must be ≥ 1`."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise UsageError("; ".join(_describe(e) for e in exc.errors())) from exc
+
+
+def _describe(error: ErrorDetails) -> str:
+    name = str(error["loc"][0]).upper() if error["loc"] else "?"
+    template = _SETTING_PROBLEMS.get(error["type"])
+    problem = template.format(**error.get("ctx", {})) if template else error["msg"]
+    return f"setting {name}={error['input']}: {problem.removeprefix('Value error, ')}"
+
+
+def state_dir(settings: Settings) -> Path:
+    """URBANWATCH_STATE_DIR, else $XDG_STATE_HOME/urbanwatch, else ~/.local/state/urbanwatch
+    (the XDG base directory spec's place for files that outlive a run but are not data the
+    user made). Not created here."""
+    if settings.urbanwatch_state_dir is not None:
+        return settings.urbanwatch_state_dir
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(xdg):  # the spec says to ignore a relative one
+        return Path(xdg) / "urbanwatch"
+    home = os.path.expanduser("~")
+    if not os.path.isabs(home):
+        raise RuntimeProblem("no home directory to keep files in: set URBANWATCH_STATE_DIR")
+    return Path(home) / ".local" / "state" / "urbanwatch"
