@@ -9,12 +9,9 @@ import signal
 import threading
 from typing import Any
 
-import psycopg
-
 from ingest.session import ClaimRefused
 from ingest.worker import Worker
-from urbanwatch import db
-from urbanwatch.retry import first_line
+from urbanwatch.errors import RuntimeProblem
 from urbanwatch.settings import Settings
 
 logger = logging.getLogger("ingest")
@@ -57,17 +54,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     worker = Worker(settings, client_id=args.client_id)
     _tune_gc()
     try:
-        worker.start()
+        worker.start()  # database errors end the command with one line (urbanwatch/errors.py)
     except ClaimRefused as exc:
-        logger.error("cannot start ingest: %s", exc)
-        return 1
-    except (psycopg.Error, RuntimeError) as exc:
-        logger.error(
-            "cannot start ingest against %s: %s",
-            db.describe(settings.database_url),
-            first_line(exc),
-        )
-        return 1
+        raise RuntimeProblem(f"cannot start ingest: {exc}") from None
     logger.info("ingest running; Ctrl-C to stop")
     while not done.wait(1.0) and not worker.failed.is_set():
         pass

@@ -19,6 +19,7 @@ import psycopg
 
 from ingest.parse import DeadLetter, Parsed, Row, StatusEvent
 from urbanwatch import db
+from urbanwatch.errors import RuntimeProblem
 from urbanwatch.queries import dead_letters, meta, readings, receipts, status
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ class Store:
         storage = meta.get_storage(conn)
         conn.commit()
         if storage is None:
-            raise RuntimeError("the database has no urbanwatch schema: run `urbanwatch migrate`")
+            raise RuntimeProblem(
+                f"{db.describe(self._db.url)} has no urbanwatch schema: run `urbanwatch migrate`"
+            )
         return storage
 
     def write(self, parsed: Parsed, deliveries: Sequence[Receipt] = ()) -> WriteResult:
