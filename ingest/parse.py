@@ -23,8 +23,10 @@ from ingest.reading import (
     Refused,
     Row,
     Window,
+    check_time,
     checked_extras,
     error_code,
+    outside_window,
     parse_reading,
 )
 from ingest.registry import Registry
@@ -117,7 +119,10 @@ def parse_message(
         return out
 
     prefix = limits.prefix
-    if not (topic.startswith(prefix + "/") or topic == prefix) or is_outbound(prefix, topic):
+    parts = parse_topic(prefix, topic)
+    if parts is None and (
+        not (topic.startswith(prefix + "/") or topic == prefix) or is_outbound(prefix, topic)
+    ):
         out.ignored += 1  # another deployment's topic (a stale subscription) or our own
         return out
     if len(payload) > limits.max_payload_bytes:
@@ -125,7 +130,6 @@ def parse_message(
             "oversized",
             f"payload: {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}",
         )
-    parts = parse_topic(prefix, topic)
     if parts is None:
         return refuse(
             "bad_topic",
@@ -140,24 +144,18 @@ def parse_message(
         else:
             return refuse("invalid_json", f"payload: not valid JSON ({exc})", parts.device_id)
 
+    window = Window.at(received_at, limits)
     if parts.channel == "status":
-        return _parse_status(
-            parts.kind, parts.device_id, body, payload, received_at, kinds, refuse, out
-        )
+        return _parse_status(parts.kind, parts.device_id, body, payload, window, kinds, refuse, out)
     if parts.kind == GATEWAY:
-        window = Window.at(received_at, limits)
         return _parse_gateway(parts.device_id, body, payload, window, registry, refuse, out)
     if not isinstance(body, dict):
         return refuse("invalid_json", "payload: must be a JSON object", parts.device_id)
     try:
-        _check_address(body, parts.device_id, parts.kind)
+        if "device_id" in body or "kind" in body:  # rare: most bodies do not repeat them
+            _check_address(body, parts.device_id, parts.kind)
         kind = _resolve_kind(parts.device_id, kinds, parts.kind)
-        window = Window.at(received_at, limits)
-        out.rows.append(
-            parse_reading(
-                kind, parts.device_id, body, window, exact=lambda: exact_object(payload, None)
-            )
-        )
+        out.rows.append(parse_reading(kind, parts.device_id, body, window, payload=payload))
     except Refused as exc:
         refuse(exc.code, exc.reason, parts.device_id)
     return out
@@ -232,16 +230,7 @@ def _parse_gateway(
                 if claimed is not None and not isinstance(claimed, str):
                     raise Refused("invalid_field", "kind: must be a string", device_id)
                 kind = _resolve_kind(device_id, kinds, claimed)  # type: ignore[arg-type]
-            append(
-                parse_reading(
-                    kind,
-                    device_id,  # type: ignore[arg-type]
-                    element,
-                    window,
-                    index,
-                    lambda i=index: exact_object(payload, i),  # type: ignore[misc]
-                )
-            )
+            append(parse_reading(kind, device_id, element, window, index, payload))  # type: ignore[arg-type]
         except Refused as exc:
             where = f"[{index}]."
             reason = exc.reason if exc.reason.startswith(where) else where + exc.reason
@@ -254,11 +243,12 @@ def _parse_status(
     device_id: str,
     body: Any,
     payload: bytes,
-    received_at: datetime,
+    window: Window,
     kinds: Mapping[str, str],
     refuse: Callable[..., Parsed],
     out: Parsed,
 ) -> Parsed:
+    received_at = window.received_at
     if isinstance(body, str):  # a bare "online" / "offline", as last-will messages often are
         body = {"status": body}
     if not isinstance(body, dict):
@@ -269,6 +259,8 @@ def _parse_status(
         _check_address(body, device_id, kind)
         _resolve_kind(device_id, kinds, kind)
         message = StatusMessage.model_validate(body)
+        if message.ts is not None and outside_window(message.ts, window):
+            check_time(message.ts, window)  # raises Refused saying which bound
         detail = message.model_extra
         if detail:
             detail = checked_extras(detail, lambda: exact_object(payload, None))

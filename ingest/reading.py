@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError, create_model
 
-from ingest.extras import ExtraRefused, check_extras
+from ingest.extras import ExtraRefused, check_extras, exact_object
 from urbanwatch.kinds import PRIMARY_VALUES, READING_MODELS, measurement_fields, missing_measurement
 from urbanwatch.models import describe_errors
 
@@ -106,6 +106,17 @@ def check_time(ts: datetime, window: Window) -> None:
         )
 
 
+_OUT_OF_RANGE = "ts: the offset takes it outside years 1–9999 in UTC"
+
+
+def outside_window(ts: datetime, window: Window) -> bool:
+    """True when `ts` is outside the accepted window (Refused when it has no UTC instant)."""
+    try:
+        return ts > window.latest or (window.earliest is not None and ts < window.earliest)
+    except OverflowError:  # comparing converts to UTC: 0001-01-01T00:00+01:00 has no such time
+        raise Refused("invalid_field", _OUT_OF_RANGE) from None
+
+
 def checked_extras(
     extras: dict[str, Any], exact: Callable[[], dict[str, Any]], where: str = ""
 ) -> dict[str, Any]:
@@ -122,11 +133,11 @@ def parse_reading(
     body: dict[str, Any],
     window: Window,
     index: int | None = None,
-    exact: Callable[[], dict[str, Any]] | None = None,
+    payload: bytes | None = None,
 ) -> Row:
     """Validate one reading; raises Refused (reasons prefixed `[index].` for an element of a
-    gateway batch). `exact()` returns the same JSON object parsed with every integer exact,
-    for the rare extra field orjson may have rounded."""
+    gateway batch). `payload` is the message it came from, parsed again exactly for the rare
+    extra field orjson may have rounded."""
     try:
         reading = _VALIDATORS[kind].validate_python(body)
     except ValidationError as exc:
@@ -135,12 +146,18 @@ def parse_reading(
     fields = reading.__dict__
     ts = fields["ts"]
     primary = PRIMARY_VALUES[kind](fields)
-    if (  # missing_measurement's test and check_time's bounds, inline: the happy path
-        # (every reading) pays no call; a refusal is described by the functions themselves
-        primary.count(None) == len(primary)
-        or ts > window.latest
-        or (window.earliest is not None and ts < window.earliest)
-    ):
+    try:
+        # missing_measurement's test and check_time's bounds, inline: the happy path (every
+        # reading) pays no call; a refusal is described by the functions themselves
+        refused = (
+            primary.count(None) == len(primary)
+            or ts > window.latest
+            or (window.earliest is not None and ts < window.earliest)
+        )
+    except OverflowError:  # comparing converts to UTC: 0001-01-01T00:00+01:00 has no such time
+        where = "" if index is None else f"[{index}]."
+        raise Refused("invalid_field", where + _OUT_OF_RANGE, device_id) from None
+    if refused:
         where = "" if index is None else f"[{index}]."
         missing = missing_measurement(kind, fields)
         if missing is not None:
@@ -152,7 +169,9 @@ def parse_reading(
     extra = reading.__pydantic_extra__  # what `model_extra` returns, without the property
     if extra:
         try:
-            extra = checked_extras(extra, exact or (lambda: body))
+            extra = checked_extras(
+                extra, (lambda: body) if payload is None else lambda: exact_object(payload, index)
+            )
         except Refused as exc:
             where = "" if index is None else f"[{index}]."
             raise Refused(exc.code, where + exc.reason, device_id) from None

@@ -20,7 +20,7 @@ from urbanwatch.kinds.base import (
     KindSpec,
     Reading,
     Timestamp,
-    parse_timestamp,
+    refuse_ambiguous_timestamp,
 )
 
 SPECS: dict[str, KindSpec] = {
@@ -74,5 +74,5 @@ __all__ = [
     "Timestamp",
     "measurement_fields",
     "missing_measurement",
-    "parse_timestamp",
+    "refuse_ambiguous_timestamp",
 ]
