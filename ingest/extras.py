@@ -15,6 +15,7 @@ here with the field's path, instead of failing the batch's transaction or the wr
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -37,33 +38,52 @@ def check_extras(extras: dict[str, Any], exact: Callable[[], dict[str, Any]]) ->
     a value may be an integer orjson rounded, the same fields are taken from `exact()`
     (the same JSON object parsed exactly)."""
     rounded = False
-    stack: list[tuple[str, Any, int]] = [(k, v, 1) for k, v in extras.items()]
+    stack: list[tuple[tuple[str | int, ...], Any, int]] = [((k,), v, 1) for k, v in extras.items()]
     while stack:
-        path, value, depth = stack.pop()
-        if "\x00" in path:
-            raise ExtraRefused("db_rejected", _printable(path), _NUL)
+        parts, value, depth = stack.pop()
+        key = parts[-1]
+        if isinstance(key, str) and "\x00" in key:
+            raise ExtraRefused("db_rejected", field_path(parts), _NUL)
         if isinstance(value, str):
             if "\x00" in value:
-                raise ExtraRefused("db_rejected", _printable(path), _NUL)
+                raise ExtraRefused("db_rejected", field_path(parts), _NUL)
         elif isinstance(value, float):
             rounded |= abs(value) >= _EXACT_INT_LIMIT and value.is_integer()
         elif isinstance(value, dict | list):
             if depth >= MAX_DEPTH:
                 raise ExtraRefused(
-                    "invalid_field", _printable(path), f"nested deeper than {MAX_DEPTH} levels"
+                    "invalid_field", field_path(parts), f"nested deeper than {MAX_DEPTH} levels"
                 )
             items = value.items() if isinstance(value, dict) else enumerate(value)
-            stack.extend((f"{path}.{k}", v, depth + 1) for k, v in items)
+            stack.extend(((*parts, k), v, depth + 1) for k, v in items)
     if not rounded:
         return extras
     try:
         whole = exact()
     except RecursionError:  # another element of a gateway batch nests very deep
-        path = next(iter(extras))
         raise ExtraRefused(
-            "invalid_field", _printable(path), "a number beyond 64 bits could not be read exactly"
+            "invalid_field",
+            field_path((next(iter(extras)),)),
+            "a number beyond 64 bits could not be read exactly",
         ) from None
     return {key: whole[key] for key in extras}
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def field_path(parts: tuple[str | int, ...]) -> str:
+    """`note.items[2]`; a key that is not a plain name is quoted as JSON, so the path stays
+    unambiguous and printable whatever the key holds: `["a:b"]["\\u0000"]`."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _PLAIN_KEY.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out
 
 
 def exact_object(payload: bytes, index: int | None) -> dict[str, Any]:
@@ -75,7 +95,3 @@ def exact_object(payload: bytes, index: int | None) -> dict[str, Any]:
 
 
 _NUL = "contains a NUL character (U+0000), which the database cannot store"
-
-
-def _printable(path: str) -> str:
-    return path.replace("\x00", "\\u0000")

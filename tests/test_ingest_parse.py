@@ -182,13 +182,13 @@ def dumps(obj: object) -> bytes:
             "uw/manhole/mh-1/status",
             dumps({"status": "online", "detail": ["x\u0000"]}),
             "db_rejected",
-            "detail.0: contains a NUL",
+            "detail[0]: contains a NUL",
         ),
         (
             "uw/manhole/mh-1/telemetry",
             b'{"ts": "%s", "tilt_deg": 1, "deep": %s1%s}' % (TS.encode(), b"[" * 600, b"]" * 600),
             "invalid_field",
-            "deep.0.0.0",
+            "deep[0][0][0]",
         ),
         (
             "uw/manhole/mh-1/telemetry",
