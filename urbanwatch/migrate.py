@@ -84,6 +84,30 @@ def choose_storage(conn: psycopg.Connection, wanted: Storage | Literal["auto"]) 
     return wanted
 
 
+def _apply(conn: psycopg.Connection, migration: Migration, storage: str) -> None:
+    """One migration in one transaction. Roles are cluster-wide, so a database migrated at the
+    same moment as another on the same server (tests, two deployments) can lose the race on
+    `CREATE ROLE ... IF NOT EXISTS`: the loser's transaction is rolled back and applied again
+    once, when the role exists and the check skips it."""
+    for attempt in range(2):
+        try:
+            with conn.transaction():
+                conn.execute(migration.sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, variant) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, migration.variant),
+                )
+                conn.execute(
+                    """INSERT INTO urbanwatch_meta (key, value) VALUES ('storage', %s)
+                       ON CONFLICT (key) DO NOTHING""",
+                    (storage,),
+                )
+            return
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
+            if attempt:
+                raise
+
+
 def migrate(conn: psycopg.Connection, wanted: Storage | Literal["auto"] = "auto") -> MigrateResult:
     """Apply every pending migration, each in its own transaction. Safe to re-run and to
     run from several processes at once (they queue on an advisory lock)."""
@@ -103,17 +127,7 @@ def migrate(conn: psycopg.Connection, wanted: Storage | Literal["auto"] = "auto"
         for migration in load_migrations(storage):
             if migration.version in done:
                 continue
-            with conn.transaction():
-                conn.execute(migration.sql.encode())
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name, variant) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, migration.variant),
-                )
-                conn.execute(
-                    """INSERT INTO urbanwatch_meta (key, value) VALUES ('storage', %s)
-                       ON CONFLICT (key) DO NOTHING""",
-                    (storage,),
-                )
+            _apply(conn, migration, storage)
             logger.info("applied migration %03d_%s", migration.version, migration.name)
             applied.append(migration)
         version = conn.execute(
