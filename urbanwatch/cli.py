@@ -24,8 +24,8 @@ from typing import NoReturn
 import psycopg
 
 from urbanwatch import __version__, db, registry
-from urbanwatch.audit import Actor
 from urbanwatch.arguments import positive_number, whole_number
+from urbanwatch.audit import Actor
 from urbanwatch.errors import EXIT_INTERRUPTED, EXIT_USAGE, RuntimeProblem, UsageError, explain
 from urbanwatch.identity.bootstrap import ensure_admin
 from urbanwatch.migrate import migrate
