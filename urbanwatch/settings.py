@@ -85,6 +85,16 @@ class Settings(BaseSettings):
     urbanwatch_admin_username: str = "admin"
     urbanwatch_admin_password: SecretStr | None = None
 
+    # --- broker credentials (issue #9, docs/security-devices.md) -------------
+    # Where `urbanwatch broker sync` (and `devices credentials issue|rotate|revoke`) write
+    # Mosquitto's password and ACL files, and how the broker is told to reread them: SIGHUP
+    # to the pid in the pid file, or a command (`docker compose kill -s HUP mqtt`).
+    broker_auth_dir: Path | None = None
+    broker_pid_file: Path | None = None
+    broker_reload_command: str | None = None
+    # USER[:GROUP] given the files (the broker's own user, which must read them; needs root).
+    broker_auth_owner: str | None = None
+
     # Files a command writes for the user (the simulator's fleets and ground truth); when
     # unset, $XDG_STATE_HOME/urbanwatch or ~/.local/state/urbanwatch (see state_dir()).
     urbanwatch_state_dir: Path | None = None
