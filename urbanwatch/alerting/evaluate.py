@@ -88,9 +88,13 @@ def context(kind: str, fields: Mapping[str, Any], ts: float) -> dict[str, Any]:
 
 
 def _env(
-    device: Device, state: DeviceState, fields: Mapping[str, Any], ts: float, plan: Plan,
+    device: Device,
+    state: DeviceState,
+    fields: Mapping[str, Any],
+    ts: float,
+    plan: Plan,
     extra: Mapping[str, Any] | None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     env = context(device.kind, fields, ts)
     env.update(fields)
     if extra:
@@ -245,9 +249,10 @@ def evaluate_timers(
         if rs.phase == "pending" and rs.count >= rule.count and wall >= rs.wall + rule.for_s:
             out.append(_open(rule, device, rs, env, rs.since + rule.for_s))
         elif (
-            rs.phase == "clearing" and rs.count >= rule.clear_count
+            rs.phase == "clearing"
+            and rs.count >= rule.clear_count
             and wall >= rs.wall + rule.clear_for_s
-        ):  # fmt: skip
+        ):
             out.append(_clear(rule, device, rs, rs.since + rule.clear_for_s, {}))
     return out
 
