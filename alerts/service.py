@@ -116,6 +116,7 @@ class AlertService:
             )
         client.on_connect = self._on_connect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.alerts_session_expiry_s
         host, port = mqtt_host_port(self.settings.mqtt_url)
@@ -131,7 +132,13 @@ class AlertService:
             logger.error("broker refused the connection: %s", reason)
             return
         client.subscribe([(f"{self.prefix}/+/+/telemetry", 1), (f"{self.prefix}/+/+/status", 1)])
-        self.ready.set()
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
+        if all(not c.is_failure for c in codes):
+            logger.info("alerts engine subscribed")
+            self.ready.set()
+        else:
+            logger.error("broker refused a subscription: %s", codes)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         self.inbox.put(
