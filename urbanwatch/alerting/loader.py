@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from urbanwatch.alerting.model import RuleSet
 
 MAX_PROBLEMS = 5
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~20x faster
 DEFAULT_FILE = "rules.yaml"
 
 
@@ -42,20 +43,25 @@ def default_rules() -> RuleSet:
 
 def parse_rules(text: str) -> RuleSet:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise RuleFileError([(line, "", f"not valid YAML: {exc.problem or exc}")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        problem = f"not valid YAML: character U+{char:04X} is not allowed"
+        raise RuleFileError([(line, "", problem)]) from None
     except yaml.YAMLError as exc:
-        raise RuleFileError([(None, "", f"not valid YAML: {exc}")]) from None
+        raise RuleFileError([(1, "", f"not valid YAML: {exc}")]) from None
     if not isinstance(data, dict):
         raise RuleFileError([(1, "", "expected a mapping with a 'rules' list")])
     try:
         return RuleSet.model_validate(data)
     except ValidationError as exc:
         problems = []
+        root = yaml.compose(text, Loader=_LOADER)  # the nodes know their lines
         for error in exc.errors():
             loc = tuple(error["loc"])
             message = error["msg"].removeprefix("Value error, ")
