@@ -67,6 +67,20 @@ class Settings(BaseSettings):
     # How long the device-id -> kind cache trusts itself before re-reading the registry.
     ingest_registry_ttl_s: float = Field(60, gt=0)
 
+    # --- alerts engine (issue #10, docs/alerts.md) ---------------------------
+    # N engine processes split the devices by a hash of the device id; each claims a free
+    # slot 0…N−1 (one engine per slot, so no device is evaluated twice).
+    alerts_partitions: int = Field(1, ge=1, le=64)
+    # Messages evaluated per transaction (one commit, then the acknowledgements).
+    alerts_batch_size: int = Field(2000, ge=1)
+    alerts_flush_interval_s: float = Field(0.05, gt=0)
+    alerts_session_expiry_s: int = Field(86400, ge=0)
+    # How often the engine looks for a new rule set in the database.
+    alerts_rules_poll_s: float = Field(5, gt=0)
+    # How long a starting engine waits for a free slot (a killed engine's lock is dropped
+    # by the server within ~11 s).
+    alerts_claim_wait_s: float = Field(15, ge=0)
+
     # --- api ----------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
