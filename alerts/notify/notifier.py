@@ -114,10 +114,10 @@ class Notifier:
         if quiet:
             q.skip_rows(conn, quiet, "alert suppressed (inhibited by its parent)")
         rows = [r for r in rows if not r.suppressed]
-        batches = [rows] if digest and rows else [[r] for r in rows]
-        attempts = [q.start_attempt(conn, name, [r.id for r in b], self.name) for b in batches]
-        conn.commit()  # leased and logged before anything leaves
-        for batch, attempt in zip(batches, attempts, strict=True):
+        conn.commit()  # leased: no other notifier takes these rows meanwhile
+        for batch in [rows] if digest and rows else [[r] for r in rows]:
+            attempt = q.start_attempt(conn, name, [r.id for r in batch], self.name)
+            conn.commit()  # logged before it leaves
             self._send(conn, channel, batch, attempt)
         return len(rows) + len(quiet)
 
@@ -129,7 +129,7 @@ class Notifier:
         try:
             code = self.sender.send(channel, [Notice.model_validate(r.message) for r in batch])
         except DeliveryFailed as exc:
-            tries = max(r.attempts for r in batch)
+            tries = max(r.attempts for r in batch) + 1
             retry = min(s.notify_retry_initial_s * 2 ** (tries - 1), s.notify_retry_max_s)
             q.finish_failed(
                 conn, attempt, ids, exc.status_code, str(exc), retry, s.notify_give_up_h * 3600

@@ -9,6 +9,7 @@ again. The keys already in the log are remembered across restarts.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -104,7 +105,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the sender left
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug(format, *args)

@@ -239,7 +239,7 @@ CLAIM = """WITH due AS (
           AND (o.lease_until IS NULL OR o.lease_until < now())
         ORDER BY o.id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
     UPDATE notify_outbox o
-    SET lease_until = now() + %(lease_s)s * interval '1 second', attempts = o.attempts + 1
+    SET lease_until = now() + %(lease_s)s * interval '1 second'
     FROM due, alerts a WHERE o.id = due.id AND a.id = o.alert_id
     RETURNING o.id, o.alert_id, o.channel, o.idempotency_key, o.message, o.attempts,
         o.created_at, a.suppressed"""
@@ -277,6 +277,8 @@ def recent_sends(conn: psycopg.Connection, channel: str) -> tuple[int, float | N
 
 
 def start_attempt(conn: psycopg.Connection, channel: str, ids: list[int], notifier: str) -> int:
+    """Log an attempt about to leave (outcome 'sending' until it is finished)."""
+    conn.execute("UPDATE notify_outbox SET attempts = attempts + 1 WHERE id = ANY(%s)", (ids,))
     row = conn.execute(
         "INSERT INTO notify_attempts (channel, outbox_ids, notifier) VALUES (%s, %s, %s) "
         "RETURNING id",
