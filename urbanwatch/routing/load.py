@@ -109,19 +109,27 @@ def _child(node: yaml.Node, key: object) -> yaml.Node:
 
 
 def _line_of(root: yaml.Node, loc: tuple[Any, ...]) -> int:
-    """The line of the deepest node along `loc` (the path pydantic reports)."""
-    node = root
+    """The line of the deepest node along `loc` (the path pydantic reports): a mapping
+    entry's key, a list item's first line."""
+    node, line = root, root.start_mark.line + 1
     for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            keys = [k for k, _ in node.value if k.value == str(part)]
+            if not keys:
+                break
+            line = keys[0].start_mark.line + 1
         try:
             node = _child(node, part)
         except KeyError:
             break
-    return node.start_mark.line + 1
+        if isinstance(part, int):
+            line = node.start_mark.line + 1
+    return line
 
 
 def _field(loc: tuple[Any, ...]) -> str:
     out = ""
-    for part in loc:
+    for part in (p for p in loc if p != "[key]"):
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
