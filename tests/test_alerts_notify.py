@@ -91,6 +91,7 @@ def settings_for(
         notify_lease_s=2,
         notify_retry_initial_s=0.1,
         notify_retry_max_s=0.4,
+        notify_digest_interval_s=4,
     )
 
 

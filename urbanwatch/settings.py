@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # Retry a failed delivery after this, doubling per attempt up to the cap.
     notify_retry_initial_s: float = Field(2, gt=0)
     notify_retry_max_s: float = Field(300, gt=0)
+    # A rate-limited channel (the robots) that just sent a digest waits this long before
+    # the next message, so a storm arrives as a few digests rather than 20 a minute.
+    notify_digest_interval_s: float = Field(30, gt=0)
     # Give up (status 'dead') on a message still undelivered this long after it was queued.
     notify_give_up_h: float = Field(24, gt=0)
 

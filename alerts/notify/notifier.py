@@ -103,11 +103,16 @@ class Notifier:
         limit = channel.limit()
         room = SINGLE_BATCH
         if limit:
-            count, since = q.recent_sends(conn, name)
-            if count >= limit or (since is not None and since < 60.0 / limit):
+            recent = q.recent_sends(conn, name)
+            # Evenly paced within the limit; after a digest, wait longer and gather more.
+            gap = 60.0 / limit
+            if recent.last_size > 1:
+                gap = max(gap, s.notify_digest_interval_s)
+            since = recent.since_last_s
+            if recent.last_minute >= limit or (since is not None and since < gap):
                 conn.rollback()
                 return 0
-            room = min(room, limit - count)
+            room = min(room, limit - recent.last_minute)
         digest = channel.type in DIGEST_TYPES
         rows = q.claim_due(conn, name, DIGEST_MAX if digest else room, s.notify_lease_s)
         quiet = [r.id for r in rows if r.suppressed]

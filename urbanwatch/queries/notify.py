@@ -264,16 +264,25 @@ def skip_rows(conn: psycopg.Connection, ids: list[int], reason: str) -> None:
     )
 
 
-def recent_sends(conn: psycopg.Connection, channel: str) -> tuple[int, float | None]:
-    """Attempts on `channel` in the last minute, and seconds since the latest one."""
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE started_at > now() - interval '60 seconds'), "
-        "extract(epoch FROM now() - max(started_at)) FROM notify_attempts WHERE channel = %s "
-        "AND started_at > now() - interval '1 hour'",
-        (channel,),
-    ).fetchone()
+class RecentSends(BaseModel):
+    last_minute: int  # attempts started in the last 60 s
+    since_last_s: float | None  # seconds since the latest attempt (None: none this hour)
+    last_size: int  # events the latest attempt carried (> 1: a digest)
+
+
+RECENT_SENDS = """SELECT count(*) FILTER (WHERE started_at > now() - interval '60 seconds')
+        AS last_minute,
+        extract(epoch FROM now() - max(started_at))::float8 AS since_last_s,
+        coalesce((array_agg(cardinality(outbox_ids) ORDER BY started_at DESC))[1], 0)
+        AS last_size
+    FROM notify_attempts WHERE channel = %s AND started_at > now() - interval '1 hour'"""
+
+
+def recent_sends(conn: psycopg.Connection, channel: str) -> RecentSends:
+    with conn.cursor(row_factory=class_row(RecentSends)) as cur:
+        row = cur.execute(RECENT_SENDS, (channel,)).fetchone()
     assert row is not None
-    return int(row[0]), (float(row[1]) if row[1] is not None else None)
+    return row
 
 
 def start_attempt(conn: psycopg.Connection, channel: str, ids: list[int], notifier: str) -> int:
