@@ -109,6 +109,21 @@ class Settings(BaseSettings):
     # USER[:GROUP] given the files (the broker's own user, which must read them; needs root).
     broker_auth_owner: str | None = None
 
+    # --- notify (alerts/notify, docs/notifications.md) -----------------------
+    # How often an idle notifier looks for events, deadlines and due retries.
+    notify_poll_s: float = Field(0.5, gt=0)
+    # A send in flight belongs to its notifier this long (a send times out after 10 s);
+    # a notifier killed mid-send leaves its rows to be sent again after it.
+    notify_lease_s: float = Field(60, gt=0)
+    # Retry a failed delivery after this, doubling per attempt up to the cap.
+    notify_retry_initial_s: float = Field(2, gt=0)
+    notify_retry_max_s: float = Field(300, gt=0)
+    # A rate-limited channel (the robots) that just sent a digest waits this long before
+    # the next message, so a storm arrives as a few digests rather than 20 a minute.
+    notify_digest_interval_s: float = Field(30, gt=0)
+    # Give up (status 'dead') on a message still undelivered this long after it was queued.
+    notify_give_up_h: float = Field(24, gt=0)
+
     # Files a command writes for the user (the simulator's fleets and ground truth); when
     # unset, $XDG_STATE_HOME/urbanwatch or ~/.local/state/urbanwatch (see state_dir()).
     urbanwatch_state_dir: Path | None = None
