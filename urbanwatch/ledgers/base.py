@@ -90,7 +90,19 @@ def parse_number(value: Any) -> Any:
     return value
 
 
+def _required(parse: Any) -> Any:
+    def check(value: Any) -> Any:
+        parsed = parse(value)
+        if parsed is None:
+            raise ValueError("required, but empty")
+        return parsed
+
+    return check
+
+
 Date = Annotated[date | None, BeforeValidator(parse_date)]
+RequiredDate = Annotated[date, BeforeValidator(_required(parse_date))]
+RequiredText = Annotated[str, BeforeValidator(_required(parse_text))]
 Bool = Annotated[bool | None, BeforeValidator(parse_bool)]
 Text = Annotated[str | None, BeforeValidator(parse_text)]
 Number = Annotated[float | None, BeforeValidator(parse_number)]

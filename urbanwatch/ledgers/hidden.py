@@ -3,19 +3,28 @@ verified."""
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
-from urbanwatch.ledgers.base import Column, Date, LedgerRow, LedgerSpec, Text, register
+from urbanwatch.ledgers.base import (
+    Column,
+    Date,
+    LedgerRow,
+    LedgerSpec,
+    RequiredDate,
+    RequiredText,
+    Text,
+    register,
+)
 
 
 class HazardRow(LedgerRow):
-    hazard_id: Text = Field(min_length=1)
-    district: Text
-    category: Text = Field(min_length=1)
+    hazard_id: RequiredText
+    district: RequiredText
+    category: RequiredText
     location: Text = None
     description: Text = None
     responsible_unit: Text = None
-    found_on: Date
+    found_on: RequiredDate
     deadline: Date = None
     rectified_on: Date = None
     verified_on: Date = None

@@ -13,6 +13,8 @@ from urbanwatch.ledgers.base import (
     LedgerRow,
     LedgerSpec,
     Number,
+    RequiredDate,
+    RequiredText,
     Text,
     register,
 )
@@ -37,8 +39,8 @@ STATUSES_ZH = {"待确认": "candidate", "已确认": "confirmed", "已驳回": 
 
 
 class CoverRow(LedgerRow):
-    cover_id: Text = Field(min_length=1)
-    district: Text
+    cover_id: RequiredText
+    district: RequiredText
     road: Text = None
     use_type: Text = None
     owner_unit: Text = None
@@ -69,11 +71,11 @@ def _code(value: object, table: dict[str, str]) -> object:
 
 
 class DefectRow(LedgerRow):
-    cover_id: Text = Field(min_length=1)
+    cover_id: RequiredText
     defect_type: Literal[
         "MISSING", "BROKEN", "HEIGHT", "LOOSE", "DISPLACED", "SURROUND", "CLASS", "NO_ANTIFALL"
     ]
-    discovered_on: Date
+    discovered_on: RequiredDate
     source: Literal["inspection", "complaint", "sensor"]
     status: Literal["candidate", "confirmed", "rejected"] = "confirmed"
     work_order: Text = None

@@ -16,15 +16,16 @@ from urbanwatch.ledgers.base import (
     LedgerRow,
     LedgerSpec,
     Number,
+    RequiredText,
     Text,
     register,
 )
 
 
 class PointRow(LedgerRow):
-    point_id: Text = Field(min_length=1)
-    name: Text = Field(min_length=1)
-    district: Text
+    point_id: RequiredText
+    name: RequiredText
+    district: RequiredText
     point_type: Text = None
     road_class: Text = None
     cause: Text = None
