@@ -27,7 +27,7 @@ MAX_TEXT = 2000
 _DATE_RE = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*$")
 # What neither PostgreSQL text (NUL) nor an .xlsx cell can hold: refused, so a ledger always
 # exports to both formats as it was imported.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _TRUE = {"是", "有", "y", "yes", "true", "t", "1", "√", "✓"}
 _FALSE = {"否", "无", "n", "no", "false", "f", "0", "×"}
 

@@ -124,6 +124,14 @@ def write_csv(spec: LedgerSpec, rows: Iterable[dict[str, Any]]) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+def append_literal(sheet: Any, values: list[Any]) -> None:
+    """Append a row; text that starts with '=' stays text (openpyxl would make it a formula)."""
+    sheet.append(values)
+    for cell in sheet[sheet.max_row]:
+        if isinstance(cell.value, str) and cell.value.startswith("="):
+            cell.data_type = "s"
+
+
 def write_xlsx(spec: LedgerSpec, rows: Iterable[dict[str, Any]], *, notes: bool = True) -> bytes:
     """One sheet named after the ledger, plus a 说明 (notes) sheet describing each column."""
     book = openpyxl.Workbook()
@@ -132,7 +140,7 @@ def write_xlsx(spec: LedgerSpec, rows: Iterable[dict[str, Any]], *, notes: bool 
     sheet.title = spec.title_zh
     sheet.append([c.label_zh for c in spec.columns])
     for row in rows:
-        sheet.append([_cell(row.get(c.name)) for c in spec.columns])
+        append_literal(sheet, [_cell(row.get(c.name)) for c in spec.columns])
     for i, col in enumerate(spec.columns, start=1):
         sheet.column_dimensions[openpyxl.utils.get_column_letter(i)].width = max(
             12, 2 * len(col.label_zh) + 2
