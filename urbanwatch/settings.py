@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -66,6 +67,11 @@ class Settings(BaseSettings):
     rollup_interval_s: float = Field(300, gt=0)
     # How long the device-id -> kind cache trusts itself before re-reading the registry.
     ingest_registry_ttl_s: float = Field(60, gt=0)
+
+    # --- plan KPIs (issue #11) ------------------------------------------------
+    # Overrides of the proposed defaults (DOMAIN.md §7) per KPI, as JSON: KPI_CONFIG=
+    # '{"manhole.online_rate": {"offline_after_s": 90000}}'. Reports name the values used.
+    kpi_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     # --- api ----------------------------------------------------------------
     api_host: str = "127.0.0.1"
