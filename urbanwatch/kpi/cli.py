@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from urbanwatch import db
+from urbanwatch.audit import Actor
 from urbanwatch.errors import UsageError
 from urbanwatch.kpi import snapshot
-from urbanwatch.kpi.base import NO_DATA, effective_config, load_all
-from urbanwatch.kpi.manhole import LOCAL
+from urbanwatch.kpi.base import LOCAL, NO_DATA, effective_config, load_all
+from urbanwatch.ledgers import verify
 from urbanwatch.settings import Settings
 
 
@@ -36,6 +37,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
     days = snapshot.days_to_snapshot(today_local(), args.date, args.since)
     with db.connect(settings.database_url, autocommit=True) as conn:
+        counts = verify.verify_points(conn, datetime.now(UTC), Actor.service("kpi-snapshot"))
+        print(f"waterlog points verified by data: {counts}")
         for day in days:
             started = time.monotonic()
             n = snapshot.snapshot_day(conn, day, settings.kpi_config)
@@ -72,7 +75,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "kpi",
+        "kpi",  # snapshot first verifies waterlog points by data (ledgers verify)
         help="plan KPIs: list them, store daily snapshots, show one with the list behind it",
         description="The plan KPIs (docs/kpis.md). `snapshot` stores each KPI per scope "
         "(city, central, county, each district) in kpi_daily with its numerator, denominator "

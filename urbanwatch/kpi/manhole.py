@@ -8,17 +8,15 @@ remediated and verified by the day (§2.6: remediated_at ≤ t ∧ verified).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 
 from urbanwatch.kinds.manhole import SPEC as MANHOLE_KIND
-from urbanwatch.kpi.base import KpiSpec, KpiValue, Scope, ratio, register
+from urbanwatch.kpi.base import KpiSpec, KpiValue, Scope, day_end, ratio, register
 from urbanwatch.queries import kpi as q
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 # §2.5: tracked by anti_fall_install_rate instead [P].
 DEFECT_DEFAULTS: dict[str, Any] = {"exclude_types": ["NO_ANTIFALL"], "all_window": "year"}
 ONLINE_DEFAULTS: dict[str, Any] = {"offline_after_s": MANHOLE_KIND.cadence.offline_after_s()}
@@ -98,11 +96,6 @@ def online_rate(
         <= timedelta(seconds=cadence.offline_after_s(m.heartbeat_s) if m.heartbeat_s else default_s)
     ]
     return ratio(len(online), len(installed), defaults=config)
-
-
-def day_end(as_of: date) -> datetime:
-    """The end of a local calendar day, the instant a day's snapshot describes."""
-    return datetime.combine(as_of + timedelta(days=1), time(0), LOCAL)
 
 
 # --- specs: gather, then count ------------------------------------------------------------

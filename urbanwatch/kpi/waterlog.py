@@ -12,8 +12,7 @@ from typing import Any
 
 import psycopg
 
-from urbanwatch.kpi.base import KpiSpec, KpiValue, Scope, count, ratio, register
-from urbanwatch.kpi.manhole import LOCAL, day_end
+from urbanwatch.kpi.base import LOCAL, KpiSpec, KpiValue, Scope, count, day_end, ratio, register
 from urbanwatch.queries import kpi as q
 
 # §3.3 WL_EVENT: opens at the first reading ≥ 15 cm, closes when depth < 5 cm for 30 min [P].
