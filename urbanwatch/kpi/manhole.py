@@ -81,20 +81,20 @@ def smart_coverage_rate_core(covers: Sequence[q.CoverFact]) -> KpiValue:
     return ratio(sum(1 for c in core if c.smart_monitor_id), len(core))
 
 
+def is_online(m: q.MonitorFact, at: datetime, default_s: int) -> bool:
+    """A message within 2 × its own heartbeat + grace, or `default_s` without one."""
+    if m.last_seen is None:
+        return False
+    limit = MANHOLE_KIND.cadence.offline_after_s(m.heartbeat_s) if m.heartbeat_s else default_s
+    return at - m.last_seen <= timedelta(seconds=limit)
+
+
 def online_rate(
     monitors: Sequence[q.MonitorFact], at: datetime, config: Mapping[str, Any]
 ) -> KpiValue:
     """Online = any message within 2 × heartbeat + grace before `at` (DOMAIN.md §0)."""
-    default_s = int(config["offline_after_s"])
     installed = [m for m in monitors if m.installed_at is None or m.installed_at <= at.date()]
-    cadence = MANHOLE_KIND.cadence
-    online = [
-        m
-        for m in installed
-        if m.last_seen is not None
-        and at - m.last_seen
-        <= timedelta(seconds=cadence.offline_after_s(m.heartbeat_s) if m.heartbeat_s else default_s)
-    ]
+    online = [m for m in installed if is_online(m, at, int(config["offline_after_s"]))]
     return ratio(len(online), len(installed), defaults=config)
 
 
@@ -139,10 +139,8 @@ def _offline(
 ) -> list[dict[str, Any]]:
     at = day_end(as_of)
     found = q.monitors(conn, scope.districts, at)
-    limit = timedelta(seconds=int(config["offline_after_s"]))
-    return [
-        m.model_dump(mode="json") for m in found if m.last_seen is None or at - m.last_seen > limit
-    ]
+    default_s = int(config["offline_after_s"])
+    return [m.model_dump(mode="json") for m in found if not is_online(m, at, default_s)]
 
 
 def _spec(key: str, zh: str, en: str, compute: Any, **kw: Any) -> None:
