@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -80,6 +81,11 @@ class Settings(BaseSettings):
     # How long a starting engine waits for a free slot (a killed engine's lock is dropped
     # by the server within ~11 s).
     alerts_claim_wait_s: float = Field(15, ge=0)
+
+    # --- plan KPIs (issue #11) ------------------------------------------------
+    # Overrides of the proposed defaults (DOMAIN.md §7) per KPI, as JSON: KPI_CONFIG=
+    # '{"manhole.online_rate": {"offline_after_s": 90000}}'. Reports name the values used.
+    kpi_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     # --- api ----------------------------------------------------------------
     api_host: str = "127.0.0.1"
