@@ -105,6 +105,7 @@ def board() -> Dashboard:
                 "volt",
                 per_district("min(r.battery_v)", "min(min_battery_v)"),
                 steps=thresholds((None, "red"), (LOW_BATTERY_V, "green")),
+                span=24,  # full width: the SDK does not wrap a 24-wide panel after a half row
             )
         )
         .with_panel(
