@@ -2,7 +2,7 @@
 run outside Grafana (tests, bench). Pure: no I/O.
 
 Order and output follow grafana/grafana `pkg/tsdb/grafana-postgresql-datasource/macros.go`
-and `sqleng/sql_engine.go` (notes: ../shared/reference/grafana_timescale.md §3): the frontend
+and `sqleng/sql_engine.go`, and @grafana/sql's `interpolateVariable`: the frontend
 substitutes template variables first (multi-value variables as quoted, comma-joined
 literals), then `$__interval_ms`, `$__interval` and the epoch bounds are replaced, then each
 `$__macro(args)` (no nested parentheses in args; an unknown macro is an error).

@@ -4,19 +4,23 @@ panel type needs, and returns data (dashboards/, sql/017_grafana_role.sql)."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 import pytest
 
 from dashboards.build import load_json
 from dashboards.macros import QueryContext, expand, parse_interval
 from tests.conftest import (
     ADMIN_URL,
+    ROOT,
     _create_database,
     _drop_database,
     _timescale_admin_url,
@@ -223,3 +227,30 @@ def test_long_ranges_read_rollups_not_raw_readings(reader):
                 assert not _scanned_readings(conn, long), f"{where}: raw scan over 2 days"
                 checked += 1
     assert checked >= 10
+
+
+def test_compose_login_script_makes_a_login_in_the_grafana_role(filled):
+    """dashboards/provisioning/db/10-grafana-login.sh, as the database image runs it."""
+    url, _ = filled
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    login = f"dashboards_login_{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "PGHOST": str(info.get("host", "127.0.0.1")),
+        "PGPORT": str(info.get("port", 5432)),
+        "POSTGRES_USER": str(info.get("user") or os.environ.get("USER", "root")),
+        "POSTGRES_DB": str(info["dbname"]),
+        "GRAFANA_DB_USER": login,
+        "GRAFANA_DB_PASSWORD": "it's a secret",
+    }
+    script = ROOT / "dashboards" / "provisioning" / "db" / "10-grafana-login.sh"
+    try:
+        done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        with psycopg.connect(url, user=login, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM devices").fetchone()[0] > 0
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT * FROM audit_log")
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{login}"')
