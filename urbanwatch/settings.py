@@ -130,6 +130,13 @@ class Settings(BaseSettings):
     # Give up (status 'dead') on a message still undelivered this long after it was queued.
     notify_give_up_h: float = Field(24, gt=0)
 
+    # --- dashboards (`urbanwatch dashboards push`, docs/dashboards.md) --------
+    grafana_url: str = "http://127.0.0.1:3000"
+    grafana_token: SecretStr | None = None  # a service-account token with the Admin role
+    # The database as Grafana reaches it, logging in as a member of urbanwatch_grafana.
+    grafana_db_url: SecretStr | None = None
+    grafana_db_timescaledb: bool = True  # False for plain PostgreSQL storage
+
     # Files a command writes for the user (the simulator's fleets and ground truth); when
     # unset, $XDG_STATE_HOME/urbanwatch or ~/.local/state/urbanwatch (see state_dir()).
     urbanwatch_state_dir: Path | None = None
