@@ -16,7 +16,7 @@ from pydantic import SecretStr, ValidationError
 
 from urbanwatch import audit, db
 from urbanwatch.errors import RuntimeProblem, UsageError
-from urbanwatch.identity import accounts
+from urbanwatch.identity import accounts, passwords
 from urbanwatch.identity.errors import IdentityError
 from urbanwatch.identity.models import ApiKeyCreate, UserCreate, UserUpdate
 from urbanwatch.identity.passwords import check_policy
@@ -58,6 +58,7 @@ def _invalid(exc: ValidationError) -> UsageError:
 
 
 def _run(settings: Settings, action: Any) -> Any:
+    passwords.apply_settings(settings)
     with db.connect(settings.database_url) as conn:
         try:
             with conn.transaction():
