@@ -176,12 +176,21 @@ def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _no_password_on_argv(text: str) -> str:
+    raise argparse.ArgumentTypeError(
+        "passwords are not taken on the command line (shell history, ps): use the prompt or "
+        "--password-stdin"
+    )
+
+
 def _password_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of standard input instead of a prompt",
     )
+    # Caught by name so that argparse neither takes it for --password-stdin nor echoes it.
+    p.add_argument("--password", type=_no_password_on_argv, help=argparse.SUPPRESS)
 
 
 def register_users(sub: Any) -> None:
