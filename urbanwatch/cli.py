@@ -25,8 +25,10 @@ import psycopg
 
 from urbanwatch import __version__, db, registry
 from urbanwatch.arguments import positive_number, whole_number
+from urbanwatch.audit import Actor
 from urbanwatch.credentials import cli as credentials_cli
 from urbanwatch.errors import EXIT_INTERRUPTED, EXIT_USAGE, RuntimeProblem, UsageError, explain
+from urbanwatch.identity.bootstrap import ensure_admin
 from urbanwatch.migrate import migrate
 from urbanwatch.queries import meta, rollups
 from urbanwatch.retry import Backoff, first_line
@@ -66,6 +68,15 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"created database {where}")
     names = ", ".join(f"{m.version:03d}_{m.name}" for m in result.applied)
     print(f"applied {len(result.applied)} migration(s){': ' + names if names else ' (up to date)'}")
+    with db.connect(settings.database_url) as conn:  # the first admin (docs/security.md)
+        said = ensure_admin(
+            conn,
+            settings.urbanwatch_admin_username,
+            settings.urbanwatch_admin_password,
+            Actor.cli(),
+        )
+    if said:
+        print(said)
     return 0
 
 
