@@ -70,7 +70,7 @@ echo $! >"$BROKER_PID_FILE"
 CREDENTIALS="$LOGS/credentials.csv"
 rm -f "$CREDENTIALS"
 "$BIN/urbanwatch" devices credentials issue --all --rotate-existing -q --csv "$CREDENTIALS" \
-    --service ingest --service simulator --service alerts
+    --service ingest --service simulator --service alerts --service notify
 password_of() { grep "^service/$1," "$CREDENTIALS" | cut -d, -f2; }
 INGEST_PASSWORD=$(password_of ingest)
 SIMULATOR_PASSWORD=$(password_of simulator)

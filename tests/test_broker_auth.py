@@ -196,11 +196,12 @@ def test_ingest_and_the_simulator_work_through_their_service_accounts(
     conn, database_url, auth_broker, urbanwatch, topic_prefix
 ):
     """`urbanwatch ingest` as a process with MQTT_USERNAME/MQTT_PASSWORD, the simulator's
-    publisher with its account, alerts reading what devices send; end to end into the
+    publisher with its account, alerts reading what devices send, the notifier publishing
+    alerts; end to end into the
     database. A device cannot take over a service's session by borrowing its client id."""
     register(conn, DEVICES)
     creds = urbanwatch.issue(
-        "issue", "--all", *[f"--service={s}" for s in ("ingest", "simulator", "alerts")]
+        "issue", "--all", *[f"--service={s}" for s in ("ingest", "simulator", "alerts", "notify")]
     )
     worker = WorkerProcess(
         database_url,
@@ -255,6 +256,12 @@ def test_ingest_and_the_simulator_work_through_their_service_accounts(
             wait_for(lambda: len(alerts.received) == 2, what="alerts to see the device readings")
             sim.client.disconnect()
             sim.client.loop_stop()
+        # The notifier publishes urbanwatch's outbound alerts, and nothing else.
+        with Client(auth_broker.url, "service/notify", creds["service/notify"]["password"]) as n:
+            assert n.connect() == 0
+            notice = {"alert": {"kind": "manhole", "device_id": "mh-1"}}
+            assert n.publish(f"{topic_prefix}/alerts/manhole/mh-1", notice) in ACCEPTED
+            assert n.publish(f"{topic_prefix}/manhole/mh-1/telemetry", reading()) == NOT_AUTHORIZED
         assert "took over" not in worker.log() and "lost the broker" not in worker.log()
         assert worker.proc.poll() is None
     finally:

@@ -62,8 +62,9 @@ def test_usernames_refuse_what_no_id_can_be(principal, principal_id):
         (Account("service", "ingest", "h"), [("read", "p/#")]),
         (
             Account("service", "alerts", "h"),
-            [("read", "p/+/+/telemetry"), ("read", "p/+/+/status"), ("write", "p/alerts/#")],
+            [("read", "p/+/+/telemetry"), ("read", "p/+/+/status")],
         ),
+        (Account("service", "notify", "h"), [("write", "p/alerts/#")]),
         (
             Account("service", "simulator", "h"),
             [("write", "p/+/+/telemetry"), ("write", "p/+/+/status")],

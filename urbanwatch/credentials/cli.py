@@ -245,7 +245,7 @@ def register_broker(sub: Any) -> None:
         "--service-passwords-from-env",
         action="store_true",
         help="first set each service account whose <SERVICE>_MQTT_PASSWORD is in the "
-        "environment (INGEST_, ALERTS_, SIMULATOR_MQTT_PASSWORD) to that password",
+        "environment (INGEST_, ALERTS_, NOTIFY_, SIMULATOR_MQTT_PASSWORD) to that password",
     )
     q.set_defaults(func=cmd_sync)
 
