@@ -1,4 +1,4 @@
-"""Manhole-cover KPIs (DOMAIN.md §2.6): pure formulas over ledger facts, and their specs.
+"""Manhole-cover KPIs (docs/domain.md §2.6): pure formulas over ledger facts, and their specs.
 
 Defect rates count confirmed defects only (a sensor candidate counts once an inspector
 confirms it) and leave out NO_ANTIFALL, which has its own KPI (§2.5). "Remediated" means
@@ -92,7 +92,7 @@ def is_online(m: q.MonitorFact, at: datetime, default_s: int) -> bool:
 def online_rate(
     monitors: Sequence[q.MonitorFact], at: datetime, config: Mapping[str, Any]
 ) -> KpiValue:
-    """Online = any message within 2 × heartbeat + grace before `at` (DOMAIN.md §0)."""
+    """Online = any message within 2 × heartbeat + grace before `at` (docs/domain.md §0)."""
     installed = [m for m in monitors if m.installed_at is None or m.installed_at <= at.date()]
     online = [m for m in installed if is_online(m, at, int(config["offline_after_s"]))]
     return ratio(len(online), len(installed), defaults=config)
