@@ -123,6 +123,17 @@ def _open_defects(
     ]
 
 
+def _unremediated(
+    conn: psycopg.Connection, as_of: date, scope: Scope, config: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """What keeps covers from being intact: confirmed defects not remediated by as_of."""
+    return [
+        d.model_dump(mode="json")
+        for d in q.defects(conn, scope.districts)
+        if _counted(d, as_of, ()) and not (d.remediated_on and d.remediated_on <= as_of)
+    ]
+
+
 def _missing_nets(
     conn: psycopg.Connection, as_of: date, scope: Scope, config: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
@@ -164,7 +175,7 @@ _spec(
 _spec(
     "intact_rate", "窨井盖完好率", "cover intact rate",
     lambda c, d, s, cfg: intact_rate(q.covers(c, s.districts), q.defects(c, s.districts), d),
-    items=_open_defects, defaults={"exclude_types": []},
+    items=_unremediated,
 )  # fmt: skip
 _spec(
     "smart_coverage_rate_core", "核心区智能监管覆盖率", "smart coverage in the core area",
