@@ -41,7 +41,7 @@ RANGES = {
 }
 # Panels empty on a range by design, with the reason.
 EMPTY_BY_DESIGN = {
-    ("uw-live", 7, "2d"): "ingest lag reads raw readings only, on ranges up to a day",
+    ("uw-live", 7, "2d"): "ingest lag reads raw readings only, on ranges up to six hours",
 }
 
 
