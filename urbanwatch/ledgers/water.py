@@ -52,7 +52,6 @@ def _role(value: Any) -> Any:
 Role = Annotated[
     Literal["inlet", "outlet", "customer", "household", "pressure"], BeforeValidator(_role)
 ]
-Volume = Annotated[Number, Field(ge=0, lt=1e12)]
 
 
 class DmaRow(LedgerRow):
@@ -85,11 +84,11 @@ class VolumeRow(LedgerRow):
     dma_id: RequiredText
     period_start: RequiredDate
     period_end: RequiredDate
-    supply_m3: Volume = None
-    billed_m3: Volume = None
-    free_m3: Volume = None
-    household_m3: Volume = None
-    apparent_loss_m3: Volume = None
+    supply_m3: Number = Field(None, ge=0, lt=1e12)
+    billed_m3: Number = Field(None, ge=0, lt=1e12)
+    free_m3: Number = Field(None, ge=0, lt=1e12)
+    household_m3: Number = Field(None, ge=0, lt=1e12)
+    apparent_loss_m3: Number = Field(None, ge=0, lt=1e12)
 
     @model_validator(mode="after")
     def _period(self) -> VolumeRow:
