@@ -32,8 +32,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.api_host
     port = args.port or settings.api_port
+    app = create_app(settings)  # refuses to start without API_SECRET_KEY
     print(f"urbanwatch API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    uvicorn.run(
-        create_app(settings), host=host, port=port, root_path=args.root_path, log_level="info"
-    )
+    uvicorn.run(app, host=host, port=port, root_path=args.root_path, log_level="info")
     return 0

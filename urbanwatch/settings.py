@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -67,9 +68,38 @@ class Settings(BaseSettings):
     # How long the device-id -> kind cache trusts itself before re-reading the registry.
     ingest_registry_ttl_s: float = Field(60, gt=0)
 
+    # --- plan KPIs (issue #11) ------------------------------------------------
+    # Overrides of the proposed defaults (DOMAIN.md §7) per KPI, as JSON: KPI_CONFIG=
+    # '{"manhole.online_rate": {"offline_after_s": 90000}}'. Reports name the values used.
+    kpi_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
     # --- api ----------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+
+    # --- identity (issue #9, docs/security.md) -------------------------------
+    # Signs the API's access tokens (HS256); required to serve the API, ≥ 32 bytes of random.
+    api_secret_key: SecretStr | None = None
+    # Access tokens are short-lived; a refresh token (rotating, revocable) gets the next one.
+    api_access_token_ttl_s: int = Field(900, ge=30, le=86400)
+    api_refresh_token_ttl_s: int = Field(7 * 86400, ge=300)
+    # Failed sign-ins tolerated per account and per client address within the window.
+    login_max_failures_per_account: int = Field(5, ge=1)
+    login_max_failures_per_client: int = Field(20, ge=1)
+    login_failure_window_s: int = Field(900, ge=1)
+    # `urbanwatch migrate` creates this admin when the password is set and no admin exists.
+    urbanwatch_admin_username: str = "admin"
+    urbanwatch_admin_password: SecretStr | None = None
+
+    # --- broker credentials (issue #9, docs/security-devices.md) -------------
+    # Where `urbanwatch broker sync` (and `devices credentials issue|rotate|revoke`) write
+    # Mosquitto's password and ACL files, and how the broker is told to reread them: SIGHUP
+    # to the pid in the pid file, or a command (`docker compose kill -s HUP mqtt`).
+    broker_auth_dir: Path | None = None
+    broker_pid_file: Path | None = None
+    broker_reload_command: str | None = None
+    # USER[:GROUP] given the files (the broker's own user, which must read them; needs root).
+    broker_auth_owner: str | None = None
 
     # Files a command writes for the user (the simulator's fleets and ground truth); when
     # unset, $XDG_STATE_HOME/urbanwatch or ~/.local/state/urbanwatch (see state_dir()).

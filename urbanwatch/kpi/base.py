@@ -18,14 +18,24 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import psycopg
 
 Unit = Literal["%", "count", "km", "ratio"]
 Better = Literal["higher", "lower"]
-NO_DATA = "no data"  # how a value without a denominator is shown (also 暂无数据 in zh)
+NO_DATA = "no data"
+# Ledger dates and snapshot days are local calendar days (DOMAIN.md §0).
+LOCAL = ZoneInfo("Asia/Shanghai")
+
+
+def day_end(day: date) -> datetime:
+    """The end of a local calendar day: the instant a day's value describes."""
+    return datetime.combine(
+        day + timedelta(days=1), time(0), LOCAL
+    )  # how a value without a denominator is shown (also 暂无数据 in zh)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from urbanwatch import audit, db
 from urbanwatch.arguments import whole_number
 from urbanwatch.errors import UsageError
-from urbanwatch.ledgers import files, store
+from urbanwatch.kpi.base import day_end
+from urbanwatch.ledgers import files, store, verify
 from urbanwatch.ledgers.base import LedgerSpec, all_ledgers, get_ledger
 from urbanwatch.queries import ledgers as queries
 from urbanwatch.settings import Settings
@@ -93,6 +95,25 @@ def cmd_freeze(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    now = datetime.now(UTC) if args.as_of is None else day_end(args.as_of)
+    with db.connect(settings.database_url, autocommit=True) as conn:
+        counts = verify.verify_points(conn, now, audit.Actor.cli())
+    print(
+        f"waterlog points: {counts['verified']} verified, {counts['regressed']} regressed "
+        f"(alert WL_REGRESSED raised), {counts['pending']} still pending, "
+        f"{counts['no_gauge']} without a rain gauge in their district"
+    )
+    return 0
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
 def register(sub: Any) -> None:
     names = ", ".join(sorted(all_ledgers()))
     ledgers = sub.add_parser(
@@ -142,3 +163,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("ledger", choices=BASELINE_LEDGERS)
     p.set_defaults(func=cmd_freeze)
+    p = lsub.add_parser(
+        "verify",
+        help="verify accepted waterlogging points by data (DOMAIN.md §3.5)",
+        description="For each accepted point with a depth sensor and a pending verification: "
+        "the first rain event of >= 25 mm after acceptance (at the point's gauge, or the "
+        "district's first) must stay under 15 cm at the sensor until 6 h after it ends; "
+        "then the point is verified, else regressed and an alert WL_REGRESSED is opened.",
+    )
+    p.add_argument("--as-of", type=_date, help="judge as at the end of this local day")
+    p.set_defaults(func=cmd_verify)

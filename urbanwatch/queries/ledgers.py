@@ -5,11 +5,14 @@ the whole ledger in key order, and freezing a 2021 baseline. Tables and columns 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
 
 from urbanwatch.ledgers.base import LedgerSpec
 
@@ -114,3 +117,101 @@ ON CONFLICT (ledger) DO NOTHING RETURNING frozen_at"""
 def freeze_baseline(conn: psycopg.Connection, ledger: str, actor: str) -> bool:
     """Freeze the 2021 baseline of `ledger`; False when it already was."""
     return conn.execute(FREEZE_BASELINE, (ledger, actor)).fetchone() is not None
+
+
+# --- verification by data (urbanwatch/ledgers/verify.py) -------------------------------------
+
+
+class PendingPoint(BaseModel):
+    point_id: str
+    name: str
+    district: str
+    sensor_id: str
+    rain_gauge_id: str | None
+    accepted_on: date
+    responsible_unit: str | None
+
+
+def pending_points(conn: psycopg.Connection) -> list[PendingPoint]:
+    """Accepted points with a depth sensor whose verification is still pending."""
+    with conn.cursor(row_factory=class_row(PendingPoint)) as cur:
+        return cur.execute(
+            "SELECT point_id, name, district, sensor_id, rain_gauge_id, accepted_on, "
+            "responsible_unit FROM waterlog_points WHERE verification = 'pending' "
+            "AND accepted_on IS NOT NULL AND sensor_id IS NOT NULL ORDER BY point_id"
+        ).fetchall()
+
+
+def district_gauge(conn: psycopg.Connection, district: str) -> str | None:
+    """The district's first rain gauge (a waterlog device with attrs role = rain)."""
+    row = conn.execute(
+        "SELECT device_id FROM devices WHERE kind = 'waterlog' AND district = %s "
+        "AND attrs ->> 'role' = 'rain' ORDER BY device_id LIMIT 1",
+        (district,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def rain_readings(
+    conn: psycopg.Connection, gauge: str, since: datetime, until: datetime
+) -> list[tuple[datetime, float]]:
+    return [
+        (ts, mm)
+        for ts, mm in conn.execute(
+            "SELECT ts, rain_mm FROM waterlog_readings WHERE device_id = %s AND ts >= %s "
+            "AND ts <= %s AND rain_mm IS NOT NULL ORDER BY ts",
+            (gauge, since, until),
+        )
+    ]
+
+
+def depth_readings(
+    conn: psycopg.Connection, sensor: str, since: datetime, until: datetime
+) -> list[tuple[datetime, float]]:
+    return [
+        (ts, depth)
+        for ts, depth in conn.execute(
+            "SELECT ts, depth_cm FROM waterlog_readings WHERE device_id = %s AND ts >= %s "
+            "AND ts <= %s AND depth_cm IS NOT NULL ORDER BY ts",
+            (sensor, since, until),
+        )
+    ]
+
+
+def set_verdict(
+    conn: psycopg.Connection, point_id: str, verdict: str, day: date, detail: dict[str, Any]
+) -> None:
+    conn.execute(
+        "UPDATE waterlog_points SET verification = %s, verified_on = %s, "
+        "verification_detail = %s, updated_at = now() WHERE point_id = %s",
+        (verdict, day, Jsonb(detail), point_id),
+    )
+
+
+OPEN_ALERT = """
+INSERT INTO alerts (rule_id, subject, device_id, kind, district, unit, severity, opened_at,
+                    title, detail)
+VALUES ('WL_REGRESSED', %s, %s, 'waterlog', %s, %s, 'alarm', %s, %s, %s)
+ON CONFLICT (rule_id, subject) WHERE status <> 'resolved' DO NOTHING
+RETURNING id"""
+# The plan's lead unit for waterlogging points (三(三)5) when the ledger names none.
+WATERLOG_LEAD_UNIT = "市住房城乡建设局"
+
+
+def open_regressed_alert(
+    conn: psycopg.Connection, point: PendingPoint, at: datetime, detail: dict[str, Any]
+) -> int | None:
+    title = f"积水点整治后复发:{point.name} / waterlogging point regressed after remediation"
+    row = conn.execute(
+        OPEN_ALERT,
+        (point.point_id, point.sensor_id, point.district,
+         point.responsible_unit or WATERLOG_LEAD_UNIT, at, title, Jsonb(detail)),
+    ).fetchone()  # fmt: skip
+    if row is None:
+        return None
+    conn.execute(
+        "INSERT INTO alert_events (alert_id, event, actor, severity, detail) "
+        "VALUES (%s, 'opened', 'service:ledgers-verify', 'alarm', %s)",
+        (row[0], Jsonb(detail)),
+    )
+    return int(row[0])
