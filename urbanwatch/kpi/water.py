@@ -29,6 +29,7 @@ R3_BANDS = ((0.35, 0.0), (0.55, 0.5), (0.75, 1.0))  # (≤ MPa, %); above the la
 R3_TOP = 2.0
 R4_DEPTH_M, R4_VALUE = 1.4, 1.0  # "else 0" is implied, not stated (DOMAIN.md §7.9)
 DEFAULTS: dict[str, Any] = {"missing_correction": "zero"}
+FLOW = ("inlet", "outlet")
 PRESSURE_DEFAULTS: dict[str, Any] = {"min_mpa": 0.14, "max_mpa": 0.6}  # §5.4 [S] / §5.6 [P]
 
 
@@ -176,6 +177,46 @@ def _measured(vols: Sequence[q.MeterVolume], roles: tuple[str, ...]) -> bool:
     return bool(vols) and all(v.volume_m3 is not None for v in vols if v.role in roles)
 
 
+def metered(vols: Sequence[q.MeterVolume]) -> list[q.MeterVolume]:
+    """The meters whose role the DMA's balance reads from meters (see dma_balance)."""
+    flow = [v for v in vols if v.role in ("inlet", "outlet")]
+    out = flow if any(v.role == "inlet" for v in flow) and _measured(flow, FLOW) else []
+    for role in ("customer", "household"):
+        mine = [v for v in vols if v.role == role]
+        out += mine if _measured(mine, (role,)) else []
+    return out
+
+
+def common_span(
+    vols: Sequence[q.MeterVolume], start: datetime, end: datetime
+) -> tuple[datetime, datetime] | None:
+    """The span every metered meter of a DMA covers: inflow and consumption are compared over
+    the same instants, whatever each meter's reporting phase (an hourly meter's first reading
+    may come up to an hour after an inlet's). A meter with readings on both sides of the
+    period's start (end) covers it from the start (to the end) itself."""
+    firsts = [start if v.before_start else v.first_ts for v in vols if v.first_ts is not None]
+    lasts = [end if v.after_end else v.last_ts for v in vols if v.last_ts is not None]
+    if not firsts or len(firsts) != len(vols) or len(lasts) != len(vols):
+        return None
+    lo, hi = max(firsts), min(lasts)
+    return (lo, hi) if hi > lo else None
+
+
+def over_span(
+    vols: Sequence[q.MeterVolume],
+    span: tuple[datetime, datetime],
+    registers: Mapping[tuple[str, datetime], float | None],
+) -> list[q.MeterVolume]:
+    """The meters' volumes over the span, from their registers interpolated at its ends."""
+    out = []
+    for v in vols:
+        a, b = registers.get((v.device_id, span[0])), registers.get((v.device_id, span[1]))
+        volume = None if a is None or b is None else b - a
+        out.append(v.model_copy(update={"volume_m3": volume, "first_ts": span[0],
+                                        "last_ts": span[1]}))  # fmt: skip
+    return out
+
+
 def dma_balance(
     dma: q.DmaFact,
     vols: Sequence[q.MeterVolume],
@@ -189,7 +230,7 @@ def dma_balance(
     free: float | None
     household: float | None
     flow = [v for v in vols if v.role in ("inlet", "outlet")]
-    if any(v.role == "inlet" for v in flow) and _measured(flow, ("inlet", "outlet")):
+    if any(v.role == "inlet" for v in flow) and _measured(flow, FLOW):
         supply = sum((v.volume_m3 or 0) * (1 if v.role == "inlet" else -1) for v in flow)
         sources["supply"] = "meters"
     else:
@@ -260,9 +301,18 @@ def gather(conn: psycopg.Connection, as_of: date, scope: Scope, rolling: bool) -
     vols = q.meter_volumes(conn, scope.districts, start, end)
     imported = q.imported_volumes(conn, scope.districts, first, last)
     years = q.supply_years(conn, scope.districts, last.year)
+    spans = {}
+    for dma in facts:
+        span = common_span(metered([v for v in vols if v.dma_id == dma.dma_id]), start, end)
+        if span is not None:
+            spans[dma.dma_id] = span
+    probes = [(v.device_id, t) for v in vols if v.dma_id in spans for t in spans[v.dma_id]]
+    registers = q.registers_at(conn, probes)
     out: dict[str, tuple[q.DmaFact, Balance | None]] = {}
     for dma in facts:
         mine = [v for v in vols if v.dma_id == dma.dma_id]
+        if dma.dma_id in spans:
+            mine = over_span(mine, spans[dma.dma_id], registers)
         rows = [i for i in imported if i.dma_id == dma.dma_id]
         out[dma.dma_id] = (dma, dma_balance(dma, mine, rows, years.get(dma.district)))
     districts: dict[str, Balance] = {}

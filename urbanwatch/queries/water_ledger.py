@@ -29,12 +29,17 @@ class DmaFact(BaseModel):
 
 class MeterVolume(BaseModel):
     meter_id: str
+    device_id: str
     dma_id: str
     role: str
     billed: bool
     volume_m3: float | None  # None: fewer than two readings in the window
     first_ts: datetime | None
     last_ts: datetime | None
+    # A reading within a day before the window's start (after its end): the register can be
+    # interpolated at the boundary itself.
+    before_start: bool = False
+    after_end: bool = False
 
 
 class VolumeFact(BaseModel):
@@ -75,8 +80,15 @@ def dmas(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[DmaF
         return cur.execute(DMAS, {"districts": _list(districts)}).fetchall()
 
 
-METER_VOLUMES = """SELECT w.meter_id, w.dma_id, w.role, w.billed,
-       last.reg - first.reg AS volume_m3, first.ts AS first_ts, last.ts AS last_ts
+METER_VOLUMES = """SELECT w.meter_id, coalesce(w.device_id, w.meter_id) AS device_id, w.dma_id,
+       w.role, w.billed, last.reg - first.reg AS volume_m3,
+       first.ts AS first_ts, last.ts AS last_ts,
+       EXISTS (SELECT FROM watermeter_readings r
+               WHERE r.device_id = coalesce(w.device_id, w.meter_id)
+                 AND r.ts < %(start)s AND r.ts >= %(start)s - interval '1 day') AS before_start,
+       EXISTS (SELECT FROM watermeter_readings r
+               WHERE r.device_id = coalesce(w.device_id, w.meter_id)
+                 AND r.ts > %(end)s AND r.ts <= %(end)s + interval '1 day') AS after_end
 FROM water_meters w
 JOIN water_dmas m ON m.dma_id = w.dma_id
 LEFT JOIN LATERAL (
@@ -165,3 +177,35 @@ def pressure_samples(
 
 def _list(districts: Sequence[str] | None) -> list[str] | None:
     return None if districts is None else list(districts)
+
+
+REGISTERS_AT = """SELECT p.device_id, p.at,
+       CASE WHEN prev.ts = p.at OR next.ts IS NULL THEN prev.reg
+            WHEN prev.ts IS NULL THEN next.reg
+            ELSE prev.reg + (next.reg - prev.reg)
+                 * extract(epoch FROM p.at - prev.ts) / extract(epoch FROM next.ts - prev.ts)
+       END AS reg
+FROM unnest(%(devices)s::text[], %(ats)s::timestamptz[]) AS p (device_id, at)
+LEFT JOIN LATERAL (
+    SELECT r.ts, coalesce(r.fwd_total_m3, 0) - coalesce(r.rev_total_m3, 0) AS reg
+    FROM watermeter_readings r
+    WHERE r.device_id = p.device_id AND r.ts <= p.at AND r.fwd_total_m3 IS NOT NULL
+    ORDER BY r.ts DESC LIMIT 1) prev ON true
+LEFT JOIN LATERAL (
+    SELECT r.ts, coalesce(r.fwd_total_m3, 0) - coalesce(r.rev_total_m3, 0) AS reg
+    FROM watermeter_readings r
+    WHERE r.device_id = p.device_id AND r.ts >= p.at AND r.fwd_total_m3 IS NOT NULL
+    ORDER BY r.ts LIMIT 1) next ON true"""
+
+
+def registers_at(
+    conn: psycopg.Connection, probes: Sequence[tuple[str, datetime]]
+) -> dict[tuple[str, datetime], float | None]:
+    """Each (device, instant)'s net register, interpolated linearly between the readings on
+    either side (registers integrate flow, so a straight line is exact within a reading
+    interval of constant flow and close otherwise)."""
+    if not probes:
+        return {}
+    params = {"devices": [d for d, _ in probes], "ats": [t for _, t in probes]}
+    rows = conn.execute(REGISTERS_AT, params).fetchall()
+    return {(d, t): (None if reg is None else float(reg)) for d, t, reg in rows}
