@@ -182,6 +182,21 @@ def test_ledgers_to_kpis_on_the_database(conn):
     intact = kpis["lighting.facility_intact_rate"]
     v = intact.compute(conn, DAY, city, dict(intact.defaults))
     assert v.value == pytest.approx(100.0) and v.denominator == DAY.day  # 10 daily snapshots
+    assert kpis["lighting.led_share"].items(conn, DAY, city, {}) == [
+        {"facility_id": "L2", "district": "wenfeng", "lamp_type": "HPS", "rated_power_w": 250.0}
+    ]
+    assert intact.items(conn, DAY, city, dict(intact.defaults)) == []
+    conn.execute(
+        "INSERT INTO alerts (rule_id, subject, device_id, kind, severity, opened_at, title)"
+        " VALUES ('SL_LAMP_OUT', 'SL-1', 'SL-1', 'streetlight', 'alarm', %s, '灭灯')",
+        (datetime(2023, 5, 10, 12, 0, tzinfo=LOCAL),),
+    )
+    assert intact.items(conn, DAY, city, dict(intact.defaults)) == [
+        {"facility_id": "L1", "type": "lamp", "district": "wenfeng",
+         "alarms": ["SL_LAMP_OUT"], "defect": None}
+    ]  # fmt: skip
+    month = intact.compute(conn, DAY, city, dict(intact.defaults))
+    assert month.value == pytest.approx((9 * 100 + 50) / 10)  # 1 of 2 lamps out on the 10th
     rate = kpis["lighting.lighting_rate"]
     assert rate.compute(conn, DAY, city, dict(rate.defaults)).value is None  # no readings
     nowhere = Scope("huaxian", ("huaxian",))

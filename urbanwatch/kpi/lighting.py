@@ -297,6 +297,36 @@ def _dark(km: bool) -> Any:
     return compute
 
 
+def _broken_list(
+    conn: psycopg.Connection, as_of: date, scope: Scope, config: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The facilities not intact at the day's snapshot, with the alarms and defect why."""
+    at = local_at(as_of, config["snapshot_at"])
+    faults = _day_faults(conn, as_of, as_of)
+    out = []
+    for f in q.facilities(conn, scope.districts):
+        if not in_service(f, as_of):
+            continue
+        alarms = [a.rule_id for a in open_faults(f, faults, at)]
+        defect = f.defect if has_open_defect(f, as_of) else None
+        if alarms or defect:
+            out.append({"facility_id": f.facility_id, "type": f.facility_type,
+                        "district": f.district, "alarms": alarms, "defect": defect})  # fmt: skip
+    return out
+
+
+def _not_led(
+    conn: psycopg.Connection, as_of: date, scope: Scope, config: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    out = []
+    for f in q.facilities(conn, scope.districts):
+        kind, power = lamp_as_of(f, as_of)
+        if f.facility_type == "lamp" and in_service(f, as_of) and kind != "LED":
+            out.append({"facility_id": f.facility_id, "district": f.district,
+                        "lamp_type": kind, "rated_power_w": power})  # fmt: skip
+    return out
+
+
 def _spec(
     key: str, zh: str, en: str, compute: Any, unit: Any = "%", better: Any = "higher", **kw: Any
 ) -> None:
@@ -308,6 +338,7 @@ _spec(
     "功能性照明设施完好率(灯具,月)",
     "facility intact rate, lamps (month)",
     _intact(True, True),
+    items=_broken_list,
     defaults=INTACT_DEFAULTS,
 )
 _spec(
@@ -315,6 +346,7 @@ _spec(
     "功能性照明设施完好率(全部设施,月)",
     "facility intact rate, all facilities (month)",
     _intact(False, True),
+    items=_broken_list,
     defaults=INTACT_DEFAULTS,
 )
 _spec(
@@ -322,6 +354,7 @@ _spec(
     "功能性照明设施完好率(灯具,日22:00)",
     "facility intact rate, lamps (22:00 snapshot)",
     _intact(True, False),
+    items=_broken_list,
     defaults=INTACT_DEFAULTS,
 )
 _spec(
@@ -338,8 +371,14 @@ _spec(
     _monthly_rate,
     defaults=RATE_DEFAULTS,
 )
-_spec("lighting.led_share", "LED占比(数量)", "LED share (count)", _led(False))
-_spec("lighting.led_share_power", "LED占比(功率)", "LED share (installed power)", _led(True))
+_spec("lighting.led_share", "LED占比(数量)", "LED share (count)", _led(False), items=_not_led)
+_spec(
+    "lighting.led_share_power",
+    "LED占比(功率)",
+    "LED share (installed power)",
+    _led(True),
+    items=_not_led,
+)
 _spec(
     "lighting.dark_segments_open",
     "照明盲点暗区(路段数)",
