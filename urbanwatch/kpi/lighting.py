@@ -43,18 +43,31 @@ def in_service(f: q.FacilityFact, day: date) -> bool:
     )
 
 
-def open_faults(
-    f: q.FacilityFact, faults: Sequence[q.FaultFact], at: datetime, rules: Sequence[str] = ()
-) -> list[q.FaultFact]:
-    """The alarms open at `at` on f's controller, or on its circuit."""
-    return [
-        a
-        for a in faults
-        if (a.device_id is not None and a.device_id == f.device_id)
-        or (a.device_id is None and f.circuit_id is not None and a.subject == f.circuit_id)
-        if a.opened_at <= at and (a.closed_at is None or a.closed_at > at)
-        if not rules or a.rule_id in rules
-    ]
+class FaultIndex:
+    """Lamp alarms by controller and by circuit, so a city's 40,000 lamps find theirs in O(1)."""
+
+    def __init__(self, faults: Sequence[q.FaultFact]) -> None:
+        self.by_device: dict[str, list[q.FaultFact]] = {}
+        self.by_circuit: dict[str, list[q.FaultFact]] = {}
+        for a in faults:
+            if a.device_id is not None:
+                self.by_device.setdefault(a.device_id, []).append(a)
+            else:
+                self.by_circuit.setdefault(a.subject, []).append(a)
+
+    def open_at(
+        self, f: q.FacilityFact, at: datetime, rules: Sequence[str] = ()
+    ) -> list[q.FaultFact]:
+        """The alarms open at `at` on f's controller, or on its circuit."""
+        mine = self.by_device.get(f.device_id or "", []) if f.device_id else []
+        if f.circuit_id:
+            mine = mine + self.by_circuit.get(f.circuit_id, [])
+        return [
+            a
+            for a in mine
+            if a.opened_at <= at and (a.closed_at is None or a.closed_at > at)
+            if not rules or a.rule_id in rules
+        ]
 
 
 def has_open_defect(f: q.FacilityFact, day: date) -> bool:
@@ -74,7 +87,8 @@ def intact_rate(
     counted = [f for f in facilities if in_service(f, day)]
     if lamps_only:
         counted = [f for f in counted if f.facility_type == "lamp"]
-    broken = [f for f in counted if open_faults(f, faults, at) or has_open_defect(f, day)]
+    index = FaultIndex(faults)
+    broken = [f for f in counted if index.open_at(f, at) or has_open_defect(f, day)]
     return ratio(len(counted) - len(broken), len(counted), exclusions=[])
 
 
@@ -169,10 +183,11 @@ def dark_segments(
     for f in lamps:
         by_segment.setdefault(f.segment_id or "", []).append(f)
     since = at - timedelta(hours=float(config["outage_hours"]))
+    index = FaultIndex(faults)
     out_ids = {
         f.facility_id
         for f in lamps
-        if any(a.opened_at <= since for a in open_faults(f, faults, at, DARK_RULES))
+        if any(a.opened_at <= since for a in index.open_at(f, at, DARK_RULES))
     }
     need = int(config["adjacent_lamps"])
     dark = []
@@ -302,12 +317,12 @@ def _broken_list(
 ) -> list[dict[str, Any]]:
     """The facilities not intact at the day's snapshot, with the alarms and defect why."""
     at = local_at(as_of, config["snapshot_at"])
-    faults = _day_faults(conn, as_of, as_of)
+    index = FaultIndex(_day_faults(conn, as_of, as_of))
     out = []
     for f in q.facilities(conn, scope.districts):
         if not in_service(f, as_of):
             continue
-        alarms = [a.rule_id for a in open_faults(f, faults, at)]
+        alarms = [a.rule_id for a in index.open_at(f, at)]
         defect = f.defect if has_open_defect(f, as_of) else None
         if alarms or defect:
             out.append({"facility_id": f.facility_id, "type": f.facility_type,
