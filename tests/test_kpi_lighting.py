@@ -8,8 +8,8 @@ from datetime import date, datetime, time, timedelta
 import pytest
 
 from urbanwatch import audit
-from urbanwatch.kpi import lighting as k
-from urbanwatch.kpi.base import Scope, load_all
+from urbanwatch.kpi import lighting_formulas as k
+from urbanwatch.kpi.base import Scope, load_all, ratio
 from urbanwatch.ledgers import files, store
 from urbanwatch.ledgers.base import get_ledger
 from urbanwatch.queries.lighting_ledger import FacilityFact, FaultFact, SampleFact, SegmentFact
@@ -54,9 +54,9 @@ def test_intact_rate_lamps_and_all_facilities():
 
 
 def test_monthly_is_the_mean_of_daily_snapshots_and_zero_denominator_is_no_data():
-    days = [k.ratio(9, 10), k.ratio(10, 10), k.ratio(0, 0)]
+    days = [ratio(9, 10), ratio(10, 10), ratio(0, 0)]
     assert k.monthly_mean(days).value == pytest.approx(95.0)
-    assert k.monthly_mean([k.ratio(0, 0)]).value is None
+    assert k.monthly_mean([ratio(0, 0)]).value is None
     assert k.intact_rate([], [], AT, lamps_only=True).value is None
 
 

@@ -16,7 +16,7 @@ from simulators.scenario import load_scenario
 from simulators.sun import LOCAL, to_ms
 from simulators.world import Fault
 from urbanwatch import audit, registry
-from urbanwatch.kpi import lighting
+from urbanwatch.kpi import lighting_formulas as lighting
 from urbanwatch.kpi.base import Scope, load_all
 from urbanwatch.ledgers import files, store
 from urbanwatch.ledgers.base import get_ledger

@@ -9,6 +9,7 @@ import pytest
 
 from urbanwatch import audit
 from urbanwatch.kpi import water
+from urbanwatch.kpi import water_formulas as wf
 from urbanwatch.kpi.base import KpiValue, Scope, load_all
 from urbanwatch.ledgers import files, store
 from urbanwatch.ledgers.base import get_ledger
@@ -18,14 +19,14 @@ ACTOR = audit.Actor("user:tester", "operator", "test")
 
 def test_domain_worked_example():
     # Qs 8,000 万m³, Qa 7,000, r 0.40, L 720 km, 0.40 MPa, R4 0 -> R_BL 6.75 % (§5.2).
-    b = water.Balance("x", 8000e4, 7000e4, 7000e4, 0.40 * 8000e4, 720.0, 0.40, 0.3)
-    assert water.loss_rate_wl(b).value == pytest.approx(12.5)
-    terms, missing = water.corrections(b)
+    b = wf.Balance("x", 8000e4, 7000e4, 7000e4, 0.40 * 8000e4, 720.0, 0.40, 0.3)
+    assert wf.loss_rate_wl(b).value == pytest.approx(12.5)
+    terms, missing = wf.corrections(b)
     assert missing == []
     assert terms["R1"] == pytest.approx(3.2)
     assert terms["R2"] == pytest.approx(0.99 * (0.09 - 0.0693) * 100)  # 2.0493
     assert (terms["R3"], terms["R4"]) == (0.5, 0.0)
-    bl = water.loss_rate_bl(b, water.DEFAULTS)
+    bl = wf.loss_rate_bl(b, wf.DEFAULTS)
     assert bl.value == pytest.approx(6.7507, abs=1e-4)
     assert round(bl.value, 2) == 6.75
     assert bl.denominator == 8000e4 and bl.numerator == pytest.approx(6.7507e-2 * 8000e4)
@@ -43,7 +44,7 @@ def test_domain_worked_example():
     ],
 )
 def test_r2_and_its_clamp(pipe_km, supply_m3, expected):
-    assert water.r2(pipe_km, supply_m3) == pytest.approx(expected, abs=1e-4)
+    assert wf.r2(pipe_km, supply_m3) == pytest.approx(expected, abs=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -52,33 +53,33 @@ def test_r2_and_its_clamp(pipe_km, supply_m3, expected):
      (0.7501, 2.0), (1.2, 2.0)],
 )  # fmt: skip
 def test_r3_every_band_and_its_edges(mpa, expected):
-    assert water.r3(mpa) == expected
+    assert wf.r3(mpa) == expected
 
 
 @pytest.mark.parametrize(("depth", "expected"), [(0.0, 0.0), (0.6, 0.0), (1.4, 0.0), (1.41, 1.0)])
 def test_r4(depth, expected):
-    assert water.r4(depth) == expected
+    assert wf.r4(depth) == expected
 
 
 def test_r1_is_eight_percent_of_the_household_share():
-    assert water.r1(2500.0, 10_000.0) == pytest.approx(2.0)
+    assert wf.r1(2500.0, 10_000.0) == pytest.approx(2.0)
 
 
 def test_missing_corrections_count_zero_and_are_named_or_give_no_data_when_configured():
-    b = water.Balance("x", 10_000.0, 9_000.0, 8_500.0, None, None, None, None)
-    v = water.loss_rate_bl(b, water.DEFAULTS)
+    b = wf.Balance("x", 10_000.0, 9_000.0, 8_500.0, None, None, None, None)
+    v = wf.loss_rate_bl(b, wf.DEFAULTS)
     assert v.value == pytest.approx(10.0)
     assert "no input for R1, R2, R3, R4" in v.note
-    strict = water.loss_rate_bl(b, {"missing_correction": "no_data"})
+    strict = wf.loss_rate_bl(b, {"missing_correction": "no_data"})
     assert strict.value is None and not strict.has_data
 
 
 def test_zero_supply_is_no_data_never_zero_or_a_crash():
-    b = water.Balance("x", 0.0, 0.0, 0.0, 0.0, 10.0, 0.3, 0.3)
-    for v in (water.loss_rate_wl(b), water.loss_rate_bl(b, water.DEFAULTS), water.nrw_rate(b)):
+    b = wf.Balance("x", 0.0, 0.0, 0.0, 0.0, 10.0, 0.3, 0.3)
+    for v in (wf.loss_rate_wl(b), wf.loss_rate_bl(b, wf.DEFAULTS), wf.nrw_rate(b)):
         assert v.value is None
-    assert water.supply_weighted([]).value is None
-    assert water.pressure_pass_rate(0, 0, water.PRESSURE_DEFAULTS).value is None
+    assert wf.supply_weighted([]).value is None
+    assert wf.pressure_pass_rate(0, 0, wf.PRESSURE_DEFAULTS).value is None
 
 
 def test_supply_weighted_roll_up_and_units_without_data_are_excluded():
@@ -87,22 +88,22 @@ def test_supply_weighted_roll_up_and_units_without_data_are_excluded():
         ("b", KpiValue(5.0, 15.0, 300.0)),
         ("c", KpiValue(None, None, 0.0)),
     ]
-    v = water.supply_weighted(units)
+    v = wf.supply_weighted(units)
     assert v.value == pytest.approx((10 * 100 + 5 * 300) / 400)  # 6.25, not the mean 7.5
     assert v.exclusions == ("c (no data)",)
 
 
 def test_nrw_counts_free_use_as_non_revenue():
-    b = water.Balance("x", 1000.0, 900.0, 850.0)
-    assert water.nrw_rate(b).value == pytest.approx(15.0)
-    assert water.loss_rate_wl(b).value == pytest.approx(10.0)
+    b = wf.Balance("x", 1000.0, 900.0, 850.0)
+    assert wf.nrw_rate(b).value == pytest.approx(15.0)
+    assert wf.loss_rate_wl(b).value == pytest.approx(10.0)
 
 
 def test_ili_by_hand():
     # UARL = (18·100 + 0.8·20000 + 25·50)·40 = (1800 + 16000 + 1250)·40 = 762,000 L/day
-    v = water.ili(1_524_000.0, 100.0, 20_000, 50.0, 40.0)
+    v = wf.ili(1_524_000.0, 100.0, 20_000, 50.0, 40.0)
     assert v.denominator == pytest.approx(762_000.0) and v.value == pytest.approx(2.0)
-    assert water.ili(1.0, None, 20_000, 50.0, 40.0).value is None
+    assert wf.ili(1.0, None, 20_000, 50.0, 40.0).value is None
 
 
 @pytest.mark.parametrize(
@@ -147,32 +148,32 @@ def test_imported_volumes_through_the_ledgers_to_r_bl_per_district_and_class(con
     as_of = date(2023, 12, 31)
     # wenfeng (D1): Qs 1e6 (100 万m³), Qa 840,000 -> R_WL 16 %; r 0.5 -> R1 4 %;
     # A = 9/100 -> R2 2.0493 %; 0.40 MPa -> R3 0.5 %; R4 0 -> R_BL 9.4507 %.
-    wenfeng = bl.compute(conn, as_of, Scope("wenfeng", ("wenfeng",)), water.DEFAULTS)
+    wenfeng = bl.compute(conn, as_of, Scope("wenfeng", ("wenfeng",)), wf.DEFAULTS)
     assert wenfeng.value == pytest.approx(16 - 4 - 2.0493 - 0.5, abs=1e-3)
     assert "supply from imported" in wenfeng.note
     # beiguan (D2): Qs 200 万m³, R_WL 10 %, R1 0, A = 0.2 -> R2 clamp 3 %, the 2022 year's
     # 0.60 MPa -> R3 1 % -> R_BL 6 %.
-    beiguan = bl.compute(conn, as_of, Scope("beiguan", ("beiguan",)), water.DEFAULTS)
+    beiguan = bl.compute(conn, as_of, Scope("beiguan", ("beiguan",)), wf.DEFAULTS)
     assert beiguan.value == pytest.approx(6.0)
     # linzhou (D3): R_WL 15 %, no household volume (R1 0), A = 0.1 -> R2 3 % (clamped),
     # 0.30 MPa -> 0, frost 1.5 m -> R4 1 % -> 11 %; the 2022 row is outside the year.
-    linzhou = bl.compute(conn, as_of, Scope("linzhou", ("linzhou",)), water.DEFAULTS)
+    linzhou = bl.compute(conn, as_of, Scope("linzhou", ("linzhou",)), wf.DEFAULTS)
     assert linzhou.value == pytest.approx(11.0)
-    central = bl.compute(conn, as_of, Scope("central", ("wenfeng", "beiguan")), water.DEFAULTS)
+    central = bl.compute(conn, as_of, Scope("central", ("wenfeng", "beiguan")), wf.DEFAULTS)
     expected = (wenfeng.value * 1e6 + 6.0 * 2e6) / 3e6
     assert central.value == pytest.approx(expected)
-    county = bl.compute(conn, as_of, Scope("county", ("linzhou", "huaxian")), water.DEFAULTS)
+    county = bl.compute(conn, as_of, Scope("county", ("linzhou", "huaxian")), wf.DEFAULTS)
     assert county.value == pytest.approx(11.0)
-    city = bl.compute(conn, as_of, Scope("city", None), water.DEFAULTS)
+    city = bl.compute(conn, as_of, Scope("city", None), wf.DEFAULTS)
     assert city.value == pytest.approx((wenfeng.value * 1e6 + 6.0 * 2e6 + 11.0 * 1e6) / 4e6)
     wl = kpis["water.loss_rate_R_WL"].compute(conn, as_of, Scope("city", None), {})
     assert wl.value == pytest.approx((160_000 + 200_000 + 150_000) / 4e6 * 100)
     nrw = kpis["water.nrw_rate"].compute(conn, as_of, Scope("city", None), {})
     assert nrw.value == pytest.approx((180_000 + 200_000 + 150_000) / 4e6 * 100)
-    items = bl.items(conn, as_of, Scope("city", None), water.DEFAULTS)
+    items = bl.items(conn, as_of, Scope("city", None), wf.DEFAULTS)
     assert [i["dma_id"] for i in items] == ["D3", "D1", "D2"]  # worst first
     # half a year: D1's first half only, so the rolling and annual figures differ.
-    mid = bl.compute(conn, date(2023, 6, 30), Scope("wenfeng", ("wenfeng",)), water.DEFAULTS)
+    mid = bl.compute(conn, date(2023, 6, 30), Scope("wenfeng", ("wenfeng",)), wf.DEFAULTS)
     assert mid.denominator == 500_000
 
 
