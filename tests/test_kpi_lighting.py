@@ -201,3 +201,26 @@ def test_ledgers_to_kpis_on_the_database(conn):
     assert rate.compute(conn, DAY, city, dict(rate.defaults)).value is None  # no readings
     nowhere = Scope("huaxian", ("huaxian",))
     assert kpis["lighting.led_share"].compute(conn, DAY, nowhere, {}).value is None
+
+
+def test_daily_snapshot_stores_the_lighting_kpis(conn):
+    from urbanwatch.kpi import snapshot
+
+    actor = audit.Actor("user:tester", "operator", "test")
+    for name, text in (
+        ("lighting_segments", SEGMENTS_CSV),
+        ("lighting_facilities", FACILITIES_CSV),
+    ):
+        spec = get_ledger(name)
+        store.import_rows(conn, spec, files.read_csv(spec, text.encode()), actor)
+    keys = [k for k in load_all() if k.startswith("lighting.")]
+    written = snapshot.snapshot_day(conn, date(2023, 5, 3), kpis=keys)
+    assert written == len(keys) * (conn.execute("SELECT count(*) FROM districts").fetchone()[0] + 3)
+    rows = dict(
+        conn.execute(
+            "SELECT kpi, value FROM kpi_daily WHERE scope = 'wenfeng' AND day = '2023-05-03'"
+        ).fetchall()
+    )
+    assert rows["lighting.led_share"] == pytest.approx(50.0)
+    assert rows["lighting.dark_segments_open"] == 1 and rows["lighting.lighting_rate"] is None
+    assert rows["lighting.facility_intact_rate"] == pytest.approx(100.0)

@@ -183,3 +183,24 @@ def test_no_dmas_is_no_data(conn):
         spec = load_all()[key]
         v = spec.compute(conn, date(2023, 12, 31), Scope("city", None), dict(spec.defaults))
         assert v.value is None, key
+
+
+def test_daily_snapshot_stores_the_water_kpis_for_every_scope(conn):
+    from urbanwatch.kpi import snapshot
+
+    for name, text in (("water_dmas", DMAS_CSV), ("water_volumes", VOLUMES_CSV),
+                       ("water_supply_years", YEARS_CSV)):  # fmt: skip
+        _import(conn, name, text)
+    keys = [k for k in load_all() if k.startswith("water.")]
+    written = snapshot.snapshot_day(conn, date(2023, 12, 31), kpis=keys)
+    scopes = conn.execute("SELECT count(*) FROM districts").fetchone()[0] + 3
+    assert written == len(keys) * scopes
+    row = conn.execute(
+        "SELECT value, denominator, note FROM kpi_daily WHERE kpi = 'water.loss_rate_R_BL'"
+        " AND scope = 'linzhou' AND day = '2023-12-31'"
+    ).fetchone()
+    assert row[0] == pytest.approx(11.0) and row[1] == 1_000_000 and "R4 1.00 %" in row[2]
+    empty = conn.execute(
+        "SELECT value FROM kpi_daily WHERE kpi = 'water.loss_rate_R_BL' AND scope = 'huaxian'"
+    ).fetchone()
+    assert empty == (None,)  # no DMA there: no data, not 0 %
