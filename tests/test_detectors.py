@@ -311,3 +311,14 @@ def test_rain_alone_opens_no_incident() -> None:
     changes += det.on_transition(tr(GAUGE, "RAIN_HEAVY_1H", "open", T + 3600))
     changes += run_series(det, [(POINT, 61, {"depth_cm": 9.0})])
     assert changes == []
+
+
+def test_a_dark_segment_seen_before_the_circuit_escalates_goes_under_it_when_it_does() -> None:
+    lamps = [lamp(i) for i in range(10)]
+    det = LightingDetector(topology(*lamps), DetectorConfig(dark_after_s=600))
+    det.on_transition(tr(lamps[0], "SL_SUPPLY_LOSS", "open", T + 900, T))
+    (dark,) = det.on_transition(tr(lamps[1], "SL_SUPPLY_LOSS", "open", T + 900, T))
+    assert (dark.rule_id, dark.action) == (DARK_RULE, "open")  # 2 of 10: no circuit yet
+    changes = det.on_transition(tr(lamps[2], "SL_SUPPLY_LOSS", "open", T + 900, T))
+    (circuit,) = [c for c in changes if c.rule_id == CIRCUIT_RULE]
+    assert circuit.action == "open" and (DARK_RULE, "R1-S00") in circuit.children

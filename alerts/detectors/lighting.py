@@ -27,6 +27,7 @@ class LightingDetector:
         self.circuits_open: dict[str, float] = {}  # circuit -> opened at
         self.out: dict[str, dict[str, float]] = {}  # lamp -> rule -> started
         self.dark_open: dict[str, float] = {}  # segment -> opened at
+        self.dark_lamps: dict[str, list[str]] = {}  # segment -> the dark run
         self.districts: dict[str, str | None] = {}
 
     RULES = (*OUT_RULES, CIRCUIT_RULE, DARK_RULE)
@@ -90,6 +91,11 @@ class LightingDetector:
         children = [("SL_SUPPLY_LOSS", d) for d in lamps]
         is_open = circuit in self.circuits_open
         if self.escalated(len(lamps), size):
+            children += [  # dark segments this circuit explains, opened before it was escalated
+                (DARK_RULE, seg)
+                for seg, run in self.dark_lamps.items()
+                if run and all(self.top.circuit_of.get(d) == circuit for d in run)
+            ]
             action = "update" if is_open else "open"
             started = self.circuits_open.setdefault(circuit, min(lamps.values()))
             return [self._change(action, circuit, tr, started, detail, children, True)]
@@ -121,11 +127,14 @@ class LightingDetector:
         segments = {self.top.segment_of[d] for d in self.out if d in self.top.segment_of}
         for seg in sorted(segments | set(self.dark_open)):
             run = self.dark_run(seg, now)
+            if run:
+                self.dark_lamps[seg] = run
             if run and seg not in self.dark_open:
                 self.dark_open[seg] = now
                 changes += self._dark_open(seg, run, now)
             elif not run and seg in self.dark_open:
                 started = self.dark_open.pop(seg)
+                self.dark_lamps.pop(seg, None)
                 changes.append(self._dark_change("clear", seg, [], now, started))
         return changes
 
