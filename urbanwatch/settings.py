@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # by the server within ~11 s).
     alerts_claim_wait_s: float = Field(15, ge=0)
 
+    # --- group detectors (issue #10, docs/alerts.md "Group detectors") ------------------
+    # Overrides of alerts/detectors/config.py as JSON: DETECTORS_CONFIG='{"dark_after_s": 600}'.
+    detectors_config: dict[str, Any] = Field(default_factory=dict)
+
     # --- plan KPIs (issue #11) ------------------------------------------------
     # Overrides of the proposed defaults (docs/domain.md §7) per KPI, as JSON: KPI_CONFIG=
     # '{"manhole.online_rate": {"offline_after_s": 90000}}'. Reports name the values used.
