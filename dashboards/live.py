@@ -9,7 +9,7 @@ from grafana_foundation_sdk.builders.common import (
     ReduceDataOptions,
 )
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
-from grafana_foundation_sdk.builders.geomap import MapViewConfig
+from grafana_foundation_sdk.builders.geomap import MapViewConfig, TooltipOptions
 from grafana_foundation_sdk.builders.geomap import Panel as Geomap
 from grafana_foundation_sdk.builders.table import Panel as Table
 from grafana_foundation_sdk.builders.timeseries import Panel as TimeSeries
@@ -18,6 +18,7 @@ from grafana_foundation_sdk.models.dashboard import (
     ValueMap,
     ValueMappingResult,
 )
+from grafana_foundation_sdk.models.geomap import TooltipMode
 
 from dashboards.panels import (
     END,
@@ -156,6 +157,7 @@ def device_map() -> Geomap:
         .view(MapViewConfig().id("coords").lat(CENTRE[0]).lon(CENTRE[1]).zoom(10))  # type: ignore[arg-type]
         .basemap(MapLayerOptions().type("default").name("底图 Basemap"))
         .layers([markers])
+        .tooltip(TooltipOptions().mode(TooltipMode.DETAILS))  # device, kind, last reading
         .mappings([ValueMap(options=states)])
         .thresholds(thresholds((None, "green"), (1, "#8e8e8e"), (2, "red")))
         .with_target(SQL(device_state_sql(), table=True))
