@@ -12,7 +12,23 @@ from fastapi.responses import JSONResponse
 
 from api.auth import declare_roles
 from api.docs import add_docs
-from api.routes import audit, auth, devices, districts, health, keys, kpis, ledgers, targets, users
+from api.routes import (
+    alerts,
+    alerts_stream,
+    audit,
+    auth,
+    devices,
+    districts,
+    health,
+    keys,
+    kpis,
+    ledgers,
+    routes,
+    rules,
+    targets,
+    users,
+    windows,
+)
 from urbanwatch import __version__, db
 from urbanwatch.errors import UsageError
 from urbanwatch.identity import passwords
@@ -56,6 +72,10 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(identity.router)
     for plan in (targets, kpis, ledgers):  # issue #11: the plan, its KPIs and ledgers
         app.include_router(plan.router)
+    # issue #10: alerts (the stream before /alerts/{id}), incidents, rules, routes, windows
+    for alerting in (alerts_stream, alerts, rules, routes, windows):
+        app.include_router(alerting.router)
+    app.include_router(alerts.incidents)
     app.add_exception_handler(RequestValidationError, _validation_error)
     declare_roles(app)
     return app

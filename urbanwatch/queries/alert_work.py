@@ -1,0 +1,283 @@
+"""Alerts as people work them (migrations 008, 011, 012, 018; docs/api-alerts.md): list and
+read alerts with their history and readings, and the transitions people make, each with its
+alert_events row in the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+
+from urbanwatch.kinds import KINDS
+
+READINGS_AROUND = timedelta(hours=1)  # readings shown before the alert opened and after it ended
+MAX_READINGS = 500
+STREAM_BATCH = 500  # events a live-stream poll reads at most
+
+COLUMNS = """a.id, a.rule_id, a.subject, a.device_id, a.kind, a.district,
+    coalesce(a.unit, alert_route_unit(a.kind, a.district, a.severity)) AS unit,
+    a.severity, a.status, a.active, a.opened_at, a.updated_at, a.cleared_at,
+    a.acknowledged_at, a.acknowledged_by, a.resolved_at, a.resolved_by, a.parent_id,
+    a.suppressed, a.title, a.detail, a.flap_count, a.last_fired_at, a.ack_due_at,
+    a.escalation_level, a.site_due_at, a.resolve_due_at, a.assigned_crew, a.assignee,
+    a.assigned_at"""
+
+
+class AlertRow(BaseModel):
+    id: int
+    rule_id: str
+    subject: str
+    device_id: str | None
+    kind: str
+    district: str | None
+    unit: str | None
+    severity: str
+    status: str
+    active: bool
+    opened_at: datetime
+    updated_at: datetime
+    cleared_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    parent_id: int | None
+    suppressed: bool
+    title: str
+    detail: dict[str, Any]
+    flap_count: int
+    last_fired_at: datetime | None
+    ack_due_at: datetime | None
+    escalation_level: int
+    site_due_at: datetime | None
+    resolve_due_at: datetime | None
+    assigned_crew: str | None
+    assignee: str | None
+    assigned_at: datetime | None
+
+
+class EventRow(BaseModel):
+    id: int
+    alert_id: int
+    at: datetime
+    event: str
+    actor: str
+    severity: str
+    detail: dict[str, Any]
+
+
+class AlertFilter(BaseModel):
+    status: str | None = None
+    active: bool | None = None
+    kind: str | None = None
+    district: str | None = None
+    severity: str | None = None
+    unit: str | None = None
+    crew: str | None = None
+    assignee: str | None = None
+    rule_id: str | None = None
+    parent_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_alerts(
+    conn: psycopg.Connection, f: AlertFilter, limit: int, offset: int
+) -> tuple[int, list[AlertRow]]:
+    """(total matching, one page newest first)."""
+    where, params = _where(f)
+    base = f"SELECT {COLUMNS} FROM alerts a"
+    inner = f"SELECT * FROM ({base}) a WHERE {where}"
+    total_row = conn.execute(f"SELECT count(*) FROM ({inner}) t", params).fetchone()  # type: ignore[arg-type]
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        cur.execute(
+            f"{inner} ORDER BY a.opened_at DESC, a.id DESC LIMIT %s OFFSET %s",  # type: ignore[arg-type]
+            [*params, limit, offset],
+        )
+        rows = cur.fetchall()
+    return (int(total_row[0]) if total_row else 0), rows
+
+
+def _where(f: AlertFilter) -> tuple[str, list[Any]]:
+    """Each filter is a fixed clause with a bound parameter (no text from the caller)."""
+    clauses, params = ["true"], []
+    equal = {
+        "status": "a.status",
+        "active": "a.active",
+        "kind": "a.kind",
+        "district": "a.district",
+        "severity": "a.severity",
+        "unit": "a.unit",
+        "crew": "a.assigned_crew",
+        "assignee": "a.assignee",
+        "rule_id": "a.rule_id",
+        "parent_id": "a.parent_id",
+    }
+    for key, column in equal.items():
+        value = getattr(f, key)
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    if f.since is not None:
+        clauses.append("a.opened_at >= %s")
+        params.append(f.since)
+    if f.until is not None:
+        clauses.append("a.opened_at < %s")
+        params.append(f.until)
+    return " AND ".join(clauses), params
+
+
+def get_alert(conn: psycopg.Connection, alert_id: int, lock: bool = False) -> AlertRow | None:
+    query = f"SELECT {COLUMNS} FROM alerts a WHERE a.id = %s" + (" FOR UPDATE" if lock else "")
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        return cur.execute(query, (alert_id,)).fetchone()  # type: ignore[arg-type]
+
+
+def alert_events(conn: psycopg.Connection, alert_id: int) -> list[EventRow]:
+    with conn.cursor(row_factory=class_row(EventRow)) as cur:
+        return cur.execute(
+            "SELECT id, alert_id, at, event, actor, severity, detail FROM alert_events "
+            "WHERE alert_id = %s ORDER BY id",
+            (alert_id,),
+        ).fetchall()
+
+
+def events_after(
+    conn: psycopg.Connection, after_id: int, limit: int = STREAM_BATCH
+) -> list[EventRow]:
+    """Events with an id above `after_id`, oldest first (the live stream's poll)."""
+    with conn.cursor(row_factory=class_row(EventRow)) as cur:
+        return cur.execute(
+            "SELECT id, alert_id, at, event, actor, severity, detail FROM alert_events "
+            "WHERE id > %s ORDER BY id LIMIT %s",
+            (after_id, limit),
+        ).fetchall()
+
+
+def last_event_id(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def readings_around(conn: psycopg.Connection, alert: AlertRow) -> list[dict[str, Any]]:
+    """The device's readings from an hour before the alert opened to an hour after it ended
+    (or now), newest last; none for an alert about a group."""
+    if alert.device_id is None or alert.kind not in KINDS:
+        return []
+    end = alert.resolved_at or alert.cleared_at
+    query = sql.SQL(
+        "SELECT * FROM {} WHERE device_id = %s AND ts >= %s AND (%s::timestamptz IS NULL "
+        "OR ts <= %s) ORDER BY ts DESC LIMIT %s"
+    ).format(sql.Identifier(f"{alert.kind}_readings"))
+    until = end + READINGS_AROUND if end else None
+    params = (alert.device_id, alert.opened_at - READINGS_AROUND, until, until, MAX_READINGS)
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(query, params).fetchall()
+    return list(reversed(rows))
+
+
+def write_event(
+    conn: psycopg.Connection,
+    alert_id: int,
+    event: str,
+    actor: str,
+    severity: str,
+    detail: dict[str, Any],
+) -> int:
+    row = conn.execute(
+        "INSERT INTO alert_events (alert_id, event, actor, severity, detail) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (alert_id, event, actor, severity, Jsonb(detail)),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+ACKNOWLEDGE = """UPDATE alerts SET status = 'acknowledged', acknowledged_at = now(),
+    acknowledged_by = %s, updated_at = now() WHERE id = %s"""
+ASSIGN = """UPDATE alerts SET assigned_crew = %s, assignee = %s, assigned_at = now(),
+    updated_at = now() WHERE id = %s"""
+RESOLVE = """UPDATE alerts SET status = 'resolved', resolved_at = now(), resolved_by = %s,
+    active = false, cleared_at = coalesce(cleared_at, now()), updated_at = now() WHERE id = %s"""
+REOPEN = """UPDATE alerts SET status = 'open', resolved_at = NULL, resolved_by = NULL,
+    acknowledged_at = NULL, acknowledged_by = NULL, flap_count = flap_count + 1,
+    updated_at = now() WHERE id = %s"""
+UNRESOLVED_TWIN = """SELECT id FROM alerts WHERE rule_id = %s AND subject = %s
+    AND status <> 'resolved' AND id <> %s"""
+
+
+def acknowledge(conn: psycopg.Connection, alert_id: int, actor: str) -> None:
+    conn.execute(ACKNOWLEDGE, (actor, alert_id))
+
+
+def assign(conn: psycopg.Connection, alert_id: int, crew: str | None, person: str | None) -> None:
+    conn.execute(ASSIGN, (crew, person, alert_id))
+
+
+def resolve(conn: psycopg.Connection, alert_id: int, actor: str) -> None:
+    conn.execute(RESOLVE, (actor, alert_id))
+
+
+def unresolved_twin(conn: psycopg.Connection, alert: AlertRow) -> int | None:
+    """Another unresolved alert with the same dedup key (then this one cannot reopen)."""
+    row = conn.execute(UNRESOLVED_TWIN, (alert.rule_id, alert.subject, alert.id)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def reopen(conn: psycopg.Connection, alert_id: int) -> None:
+    conn.execute(REOPEN, (alert_id,))
+
+
+def crew_exists(conn: psycopg.Connection, crew: str) -> bool:
+    row = conn.execute("SELECT EXISTS (SELECT FROM notify_crews WHERE name = %s)", (crew,))
+    found = row.fetchone()
+    return bool(found and found[0])
+
+
+def unit_names(conn: psycopg.Connection, unit: str | None) -> set[str]:
+    """A unit's id and its names (a crew key's unit may be either)."""
+    if unit is None:
+        return set()
+    row = conn.execute(
+        "SELECT id, name, name_en FROM notify_units WHERE id = %s", (unit,)
+    ).fetchone()
+    return {unit} if row is None else {str(v) for v in row if v}
+
+
+class Incident(BaseModel):
+    id: int
+    rule_id: str
+    subject: str
+    kind: str
+    district: str | None
+    severity: str
+    status: str
+    title: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    detail: dict[str, Any]
+    children: int
+    children_open: int
+
+
+def list_incidents(
+    conn: psycopg.Connection, status: str | None, limit: int, offset: int
+) -> list[Incident]:
+    """Alerts that group others (a storm, a circuit, a suspected burst), with live counts."""
+    with conn.cursor(row_factory=class_row(Incident)) as cur:
+        return cur.execute(
+            """SELECT a.id, a.rule_id, a.subject, a.kind, a.district, a.severity, a.status,
+                      a.title, a.opened_at, a.resolved_at, a.detail,
+                      count(c.id) AS children,
+                      count(c.id) FILTER (WHERE c.status <> 'resolved') AS children_open
+               FROM alerts a LEFT JOIN alerts c ON c.parent_id = a.id
+               WHERE (%s::text IS NULL OR a.status = %s)
+               GROUP BY a.id HAVING count(c.id) > 0 OR a.rule_id = 'STORM_INCIDENT'
+               ORDER BY a.opened_at DESC, a.id DESC LIMIT %s OFFSET %s""",
+            (status, status, limit, offset),
+        ).fetchall()
