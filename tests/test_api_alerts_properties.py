@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from tests.alerts_api_support import World, make_world, open_alert
@@ -166,6 +166,8 @@ def test_route_bodies(world: World):
     ]  # fmt: skip
 
     @SETTINGS
+    @example(path=["sla", "critical", "ack"], value=2**40)  # an integer column
+    @example(path=["sla", "critical", "ack"], value="100000d")
     @given(path=st.sampled_from(paths), value=ANY_VALUE)
     def check(path: list[Any], value: Any) -> None:
         body = copy.deepcopy(base)

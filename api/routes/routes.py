@@ -23,6 +23,7 @@ router = APIRouter(prefix="/routes", tags=["alerts"])
 Viewer = Annotated[Principal, require(Role.viewer)]
 Operator = Annotated[Principal, require(Role.operator)]
 SOURCE = "api"
+MAX_ACK_S = 2**31 - 1  # notify_sla.ack_s is an integer column
 
 
 def public(conn: Conn) -> dict[str, Any]:
@@ -57,6 +58,9 @@ def put_routes(
         field = exc.field if isinstance(exc, RouteFileError) else ""
         problem = exc.problem if isinstance(exc, RouteFileError) else str(exc)
         raise field_error(422, ["body", *_path(field)], problem) from None
+    for severity, sla in f.sla.items():
+        if sla.ack is not None and sla.ack > MAX_ACK_S:
+            raise field_error(422, ["body", "sla", severity, "ack"], "longer than 68 years")
     sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     before = q.read_routes(conn)
     q.replace_routes(conn, f, SOURCE, sha)
