@@ -80,6 +80,8 @@ def test_work_bodies(world: World):
     who = st.sampled_from(["crew", "water_crew", "operator"])
 
     @SETTINGS
+    @example(action="note", body={"note": "到场 on site"}, who="crew")  # both outcomes, always
+    @example(action="note", body={"note": ""}, who="crew")
     @given(action=actions, body=body, who=who)
     def check(action: str, body: Any, who: str) -> None:
         got = checked(world.client.post(f"/alerts/{alert_id}/{action}", json=body,
@@ -91,7 +93,7 @@ def test_work_bodies(world: World):
             expected = {"acknowledge": "acknowledged", "assign": "assigned",
                         "note": "commented", "resolve": "resolved", "reopen": "reopened"}  # fmt: skip
             assert name == expected[action]
-            if isinstance(body, dict) and "note" in body:
+            if isinstance(body, dict) and body.get("note") is not None:
                 assert detail["note"] == body["note"]  # stored as sent
             if action == "assign":
                 assert (detail["crew"], detail["person"]) == (body.get("crew"), body.get("person"))
@@ -118,6 +120,8 @@ def test_override_bodies(world: World):
     )
 
     @SETTINGS
+    @example(body={"overrides": [base]})
+    @example(body={"overrides": [{**base, "rule": "NO_SUCH"}]})
     @given(body=body)
     def check(body: Any) -> None:
         got = checked(world.client.put("/rules/overrides", json=body,
@@ -138,6 +142,8 @@ def test_rule_set_bodies(world: World):
     keys = ["trigger", "for_s", "severity", "title", "params", "kind", "clear", "count", "x"]
 
     @SETTINGS
+    @example(key="for_s", value=5, top=False)
+    @example(key="trigger", value="nope >", top=False)
     @given(key=st.sampled_from(keys), value=ANY_VALUE, top=st.booleans())
     def check(key: str, value: Any, top: bool) -> None:
         body = copy.deepcopy(base)
@@ -166,6 +172,7 @@ def test_route_bodies(world: World):
     ]  # fmt: skip
 
     @SETTINGS
+    @example(path=["units", "cgj", "name"], value="城管局")
     @example(path=["sla", "critical", "ack"], value=2**40)  # an integer column
     @example(path=["sla", "critical", "ack"], value="100000d")
     @given(path=st.sampled_from(paths), value=ANY_VALUE)
@@ -216,6 +223,7 @@ def test_window_bodies(world: World):
     period = {"starts_at": now.isoformat(), "ends_at": (now + timedelta(hours=2)).isoformat()}
     mute = {**period, "scope": "segment", "target": "SEG-1", "reason": "检修 maintenance"}
     work = {**period, "device_id": "MH-1", "work_order": "WO-1"}
+    valid = {"mutes": mute, "work": work}
     bodies = {
         "mutes": st.one_of(
             mutated(mute, ["scope", "target", "reason", "starts_at", "ends_at", "x"]),
@@ -227,9 +235,14 @@ def test_window_bodies(world: World):
     }
 
     @SETTINGS
+    @example(kind="mutes", data=None)  # the valid mute and a refused one, always
+    @example(kind="work", data=None)
     @given(kind=st.sampled_from(["mutes", "work"]), data=st.data())
     def check(kind: str, data: st.DataObject) -> None:
-        body = data.draw(bodies[kind])
+        body = data.draw(bodies[kind]) if data is not None else valid[kind]
+        if data is None:
+            checked(world.client.post(f"/windows/{kind}", json={**body, "starts_at": "then"},
+                                      headers=world.keys["operator"]))  # fmt: skip
         got = checked(world.client.post(f"/windows/{kind}", json=body,
                                         headers=world.keys["operator"]))  # fmt: skip
         if got.status_code == 201:
