@@ -82,6 +82,7 @@ def test_work_bodies(world: World):
     @SETTINGS
     @example(action="note", body={"note": "到场 on site"}, who="crew")  # both outcomes, always
     @example(action="note", body={"note": ""}, who="crew")
+    @example(action="resolve", body={"note": "\x00"}, who="crew")  # text cannot hold NUL
     @given(action=actions, body=body, who=who)
     def check(action: str, body: Any, who: str) -> None:
         got = checked(world.client.post(f"/alerts/{alert_id}/{action}", json=body,
@@ -240,9 +241,12 @@ def test_window_bodies(world: World):
     @given(kind=st.sampled_from(["mutes", "work"]), data=st.data())
     def check(kind: str, data: st.DataObject) -> None:
         body = data.draw(bodies[kind]) if data is not None else valid[kind]
-        if data is None:
-            checked(world.client.post(f"/windows/{kind}", json={**body, "starts_at": "then"},
-                                      headers=world.keys["operator"]))  # fmt: skip
+        if data is None:  # refused: a time that is none, text PostgreSQL cannot hold
+            nul = {"reason": "\x00"} if kind == "mutes" else {"work_order": "\x00"}
+            for bad in ({**body, "starts_at": "then"}, {**body, **nul}):
+                refused = checked(world.client.post(f"/windows/{kind}", json=bad,
+                                                    headers=world.keys["operator"]))  # fmt: skip
+                assert refused.status_code == 422
         got = checked(world.client.post(f"/windows/{kind}", json=body,
                                         headers=world.keys["operator"]))  # fmt: skip
         if got.status_code == 201:

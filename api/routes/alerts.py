@@ -25,7 +25,7 @@ NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 Status = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["info", "warning", "alarm", "critical"]
 Kind = Literal["manhole", "waterlog", "streetlight", "watermeter"]
-Text = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*\S[^\x00]*$")]
+Text = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
 
 

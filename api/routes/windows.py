@@ -54,7 +54,7 @@ class Period(BaseModel):
 class MuteCreate(Period):
     scope: Literal["device", "segment", "circuit", "dma", "district"]
     target: Name
-    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*\S[^\x00]*$")
+    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
 
 
 class WorkWindowCreate(Period):
