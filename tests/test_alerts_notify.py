@@ -471,3 +471,24 @@ def test_escalation_when_unacknowledged(conn, database_url, capture):
     assert sorted(r["path"] for r in escalations) == ["/crew", "/duty"]  # reminder + next level
     assert escalations[0]["json"]["route"]["level"] == 1
     assert len(capture.requests) == 5
+
+
+def test_old_delivered_rows_pruned_pending_kept(conn, database_url, receiver, tmp_path):
+    install_routes(
+        conn,
+        route_text({"hook": {"type": "webhook", "url": receiver.url, "secret_env": "HOOK_SECRET"}}),
+    )
+    notifier = Notifier(settings_for(database_url), env=ENV)
+    open_alert(conn)
+    run_until(notifier, lambda: outbox(conn, "sent"))
+    second = open_alert(conn)
+    notifier.route_inbox(conn)  # routed, not yet sent
+    conn.execute("UPDATE notify_outbox SET created_at = now() - interval '31 days'")
+    conn.execute("UPDATE notify_attempts SET started_at = now() - interval '31 days'")
+    notifier._next_prune = 0.0
+    notifier.step()
+    # The old delivered row and its attempt are gone; the undelivered one stayed (and went).
+    rows = conn.execute("SELECT alert_id, status FROM notify_outbox").fetchall()
+    assert rows == [(second, "sent")]
+    assert conn.execute("SELECT count(*) FROM notify_attempts").fetchone()[0] == 1
+    assert len(logged_keys(tmp_path / "hooks.jsonl")) == 2

@@ -334,3 +334,19 @@ def finish_failed(
         "ELSE 'pending' END WHERE id = ANY(%s)",
         (error[:1000], retry_in_s, give_up_s, ids),
     )
+
+
+def prune(conn: psycopg.Connection, keep_days: float) -> int:
+    """Drop delivered, skipped and dead outbox rows and finished attempts older than
+    `keep_days` (the alert's own history stays in alert_events)."""
+    cur = conn.execute(
+        "DELETE FROM notify_outbox WHERE status <> 'pending' "
+        "AND created_at < now() - %s * interval '1 day'",
+        (keep_days,),
+    )
+    conn.execute(
+        "DELETE FROM notify_attempts WHERE outcome <> 'sending' "
+        "AND started_at < now() - %s * interval '1 day'",
+        (keep_days,),
+    )
+    return cur.rowcount
