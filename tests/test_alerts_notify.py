@@ -495,3 +495,26 @@ def test_old_delivered_rows_pruned_pending_kept(conn, database_url, receiver, tm
     assert rows == [(second, "sent")]
     assert conn.execute("SELECT count(*) FROM notify_attempts").fetchone()[0] == 1
     assert len(logged_keys(tmp_path / "hooks.jsonl")) == 2
+
+
+def test_update_sent_only_when_severity_rises(conn, database_url, receiver, tmp_path):
+    install_routes(
+        conn,
+        route_text({"hook": {"type": "webhook", "url": receiver.url, "secret_env": "HOOK_SECRET"}}),
+    )
+    notifier = Notifier(settings_for(database_url), env=ENV)
+    storm = open_alert(conn, rule="STORM", subject="STORM-1", severity="alarm")
+    add_event(conn, storm, "updated", "alarm")  # the live count changed: not news
+    add_event(conn, storm, "updated", "critical")  # worse: news
+    add_event(conn, storm, "updated", "critical")
+    log = tmp_path / "hooks.jsonl"
+    run_until(
+        notifier,
+        lambda: (
+            len(logged_keys(log)) == 2 and not conn.execute("SELECT 1 FROM notify_inbox").fetchone()
+        ),
+    )
+    for _ in range(3):
+        notifier.step()
+    sent = [json.loads(x)["payload"]["event"] for x in log.read_text().splitlines()]
+    assert [e["type"] for e in sent] == ["opened", "updated"]
