@@ -6,8 +6,10 @@ daily` (alerts/detectors/daily.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import psycopg
+from pydantic import ValidationError
 
 from alerts.detectors.common import Site, Topology
 from alerts.detectors.config import DetectorConfig
@@ -16,6 +18,7 @@ from alerts.detectors.water import BurstDetector
 from alerts.detectors.waterlog import WaterlogDetector
 from alerts.groups import GroupDetector
 from urbanwatch import db
+from urbanwatch.errors import UsageError
 from urbanwatch.queries import detectors as detector_queries
 from urbanwatch.settings import Settings
 
@@ -54,8 +57,18 @@ def load_detectors(
     return detectors
 
 
+def parse_config(data: Any) -> DetectorConfig:
+    """DETECTORS_CONFIG, or a one-line refusal naming the field."""
+    try:
+        return DetectorConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(the whole value)"
+        raise UsageError(f"DETECTORS_CONFIG: {where}: {first['msg']}") from None
+
+
 def default_detectors(settings: Settings) -> Sequence[GroupDetector]:
     """What `urbanwatch alerts run` plugs into its engine."""
-    config = DetectorConfig.model_validate(settings.detectors_config)
+    config = parse_config(settings.detectors_config)
     with db.connect(settings.database_url) as conn:
         return load_detectors(conn, config)
