@@ -183,8 +183,8 @@ class WaterlogDetector:
                 depth, ts, ts, depth, updated_at=ts,
             )  # fmt: skip
             self.episodes[device.device_id] = ep
-            changes = [self._event("open", device, ep, ts)]
-            return changes + self._storm_add(ep, ts)
+            storm = self._storm_add(ep, ts)  # first, so the event names its storm
+            return [self._event("open", device, ep, ts), *storm]
         if ep.last_depth >= self.cfg.event_open_cm:
             ep.above_s += ts - ep.last_ts
         grew = depth >= ep.max_depth + 1.0
