@@ -148,3 +148,22 @@ def test_any_depth_series_gives_consistent_episodes_in_the_database(conn, series
         assert max_depth <= max(inside) + 0.05
         if not is_open:
             assert ended is not None and ended > started and drain is not None and drain >= 0
+
+
+def test_the_lighting_ledger_places_lamps_when_it_exists(conn) -> None:
+    lamps = add_lamps(conn, 3)  # pole numbers order them SL-0, SL-1, SL-2 on R-7-S00
+    (detector, *_) = load_detectors(conn)
+    assert detector.top.segment_order == {"R-7-S00": lamps}  # type: ignore[union-attr]
+    # the columns migration 015 (kpi-lw: lighting_facilities) gives a lamp's place
+    conn.execute(
+        "CREATE TABLE lighting_facilities (facility_id text PRIMARY KEY, device_id text, "
+        "segment_id text, position_m double precision, retired_on date)"
+    )
+    conn.execute(
+        "INSERT INTO lighting_facilities VALUES ('F1', 'SL-0', 'SEG-9', 30, NULL), "
+        "('F2', 'SL-1', 'SEG-9', 10, NULL), ('F3', 'SL-2', 'SEG-9', 20, NULL), "
+        "('F4', 'SL-9', 'SEG-9', 0, NULL), ('F5', 'SL-2', 'SEG-9', 5, '2020-01-01')"
+    )
+    conn.commit()
+    (detector, *_) = load_detectors(conn)
+    assert detector.top.segment_order == {"SEG-9": ["SL-1", "SL-2", "SL-0"]}  # type: ignore[union-attr]

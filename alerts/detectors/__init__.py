@@ -46,10 +46,13 @@ def load_detectors(
 ) -> list[Detector]:
     """The default detectors over the registry, seeded from the unresolved alerts of a
     previous run (a restarted engine carries on with open circuits, bursts and episodes)."""
-    rows = detector_queries.sites(conn)
-    sites = [
-        Site(d, k, district, lat, lon, attrs or {}) for d, k, district, lat, lon, attrs in rows
-    ]
+    places = detector_queries.ledger_places(conn)
+    sites = []
+    for d, k, district, lat, lon, attrs in detector_queries.sites(conn):
+        attrs = dict(attrs or {})
+        if d in places:  # the lighting ledger's segment and position win
+            attrs["segment"], attrs["position"] = places[d]
+        sites.append(Site(d, k, district, lat, lon, attrs))
     detectors = build_detectors(sites, config)
     for detector in detectors:
         detector.restore(detector_queries.unresolved(conn, list(detector.RULES)))
