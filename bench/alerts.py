@@ -248,23 +248,29 @@ def offline(admin_url: str, devices: int) -> dict[str, Any]:
     }
 
 
+def run(admin_url: str, quick: bool, parts: set[str] | None = None) -> dict[str, Any]:
+    """Every part (or `parts`), as bench/run.py's optional `alerts` part."""
+    parts = parts or {"throughput", "latency", "offline"}
+    out: dict[str, Any] = {}
+    if "throughput" in parts:
+        out["throughput"] = throughput(30_000 if quick else 300_000)
+        print("throughput", json.dumps(out["throughput"]), file=sys.stderr)
+    if "latency" in parts:
+        out["latency"] = latency(admin_url, 5 if quick else 20)
+        print("latency", json.dumps(out["latency"]), file=sys.stderr)
+    if "offline" in parts:
+        out["offline"] = offline(admin_url, 2_000 if quick else 71_500)
+        print("offline", json.dumps(out["offline"]), file=sys.stderr)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench.alerts", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--database-url", default="postgresql://127.0.0.1:5432/postgres")
     p.add_argument("--only", default="throughput,latency,offline")
     args = p.parse_args(argv)
-    parts = set(args.only.split(","))
-    out: dict[str, Any] = {}
-    if "throughput" in parts:
-        out["throughput"] = throughput(30_000 if args.quick else 300_000)
-        print("throughput", json.dumps(out["throughput"]), file=sys.stderr)
-    if "latency" in parts:
-        out["latency"] = latency(args.database_url, 5 if args.quick else 20)
-        print("latency", json.dumps(out["latency"]), file=sys.stderr)
-    if "offline" in parts:
-        out["offline"] = offline(args.database_url, 2_000 if args.quick else 71_500)
-        print("offline", json.dumps(out["offline"]), file=sys.stderr)
+    out = run(args.database_url, args.quick, set(args.only.split(",")))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"alerts{'-quick' if args.quick else ''}.json").write_text(json.dumps(out, indent=1))
     return 0
