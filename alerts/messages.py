@@ -41,6 +41,7 @@ class Parsed:
     readings: list[ReadingIn] = field(default_factory=list)
     status: list[StatusIn] = field(default_factory=list)
     skipped: int = 0
+    unknown: set[str] = field(default_factory=set)  # gateway elements of unknown devices
 
 
 def parse(prefix: str, topic: str, payload: bytes, kinds: Mapping[str, str], out: Parsed) -> None:
@@ -49,6 +50,9 @@ def parse(prefix: str, topic: str, payload: bytes, kinds: Mapping[str, str], out
     parts = parse_topic(prefix, topic)
     if parts is None:
         out.skipped += 1
+        return
+    if parts.channel == "telemetry" and parts.kind != GATEWAY:
+        _reading_json(parts.device_id, parts.kind, payload, out)
         return
     try:
         body = orjson.loads(payload)
@@ -72,10 +76,23 @@ def parse(prefix: str, topic: str, payload: bytes, kinds: Mapping[str, str], out
             kind = kinds.get(device_id) if isinstance(device_id, str) else None
             if kind is None:
                 out.skipped += 1
+                if isinstance(device_id, str):
+                    out.unknown.add(device_id)
                 continue
             _reading(device_id, kind, element, out)  # type: ignore[arg-type]
         return
     _reading(parts.device_id, parts.kind, body, out)
+
+
+def _reading_json(device_id: str, kind: str, payload: bytes, out: Parsed) -> None:
+    """One device's reading straight from its JSON (pydantic's parser: no dict in between)."""
+    try:
+        model = READING_MODELS[kind].model_validate_json(payload)
+    except ValidationError:
+        out.skipped += 1
+        return
+    fields = {k: v for k, v in model.__dict__.items() if k != "ts"}
+    out.readings.append(ReadingIn(device_id, kind, model.ts.timestamp(), fields))
 
 
 def _reading(device_id: str, kind: str, body: Any, out: Parsed) -> None:
