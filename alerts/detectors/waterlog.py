@@ -1,4 +1,4 @@
-"""Waterlogging groups (DOMAIN.md §3.3): one WL_EVENT per flooding episode per point (opens
+"""Waterlogging groups (docs/domain.md §3.3): one WL_EVENT per flooding episode per point (opens
 at ≥ 15 cm, closes once < 5 cm has held 30 min; max depth, minutes ≥ 15 cm, time to drain,
 the event's rain; updated live while open), and one storm incident per rain episode that
 groups the city's waterlogging alerts and events (children suppressed: one notification with a

@@ -41,7 +41,7 @@ def unresolved(conn: psycopg.Connection, rule_ids: list[str]) -> list[tuple[Any,
     return conn.execute(UNRESOLVED, (rule_ids,)).fetchall()
 
 
-# --- the night's flow per DMA (DOMAIN.md §5.5) -------------------------------------------
+# --- the night's flow per DMA (docs/domain.md §5.5) -------------------------------------------
 
 NIGHT_BUCKETS = """
 WITH meters AS (
