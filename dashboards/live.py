@@ -213,7 +213,7 @@ FROM ingest_sessions ORDER BY updated_at DESC"""
         TimeSeries()
         .id(7)
         .title("接入延迟 p95 Ingest lag (received − measured)")
-        .description("Raw readings only: empty on ranges longer than a day.")
+        .description("Raw readings only: empty on ranges longer than six hours.")
         .datasource(PG)
         .span(12)
         .height(8)

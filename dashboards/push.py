@@ -42,12 +42,15 @@ def datasource_body(db_url: str, timescaledb: bool) -> dict[str, Any]:
         raise UsageError(f"--db-url: not a PostgreSQL URL: {str(exc).splitlines()[0]}") from None
     if not info.get("host") or not info.get("dbname") or not info.get("user"):
         raise UsageError("--db-url: needs postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME")
+    port = str(info.get("port", 5432))
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--db-url: port {port!r} is not a number from 1 to 65535")
     body: dict[str, Any] = {
         "uid": DATASOURCE_UID,
         "name": "urbanwatch",
         "type": DATASOURCE_TYPE,
         "access": "proxy",
-        "url": f"{info['host']}:{info.get('port', 5432)}",
+        "url": f"{info['host']}:{port}",
         "user": info["user"],
         "isDefault": True,
         "jsonData": {

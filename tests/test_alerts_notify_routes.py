@@ -154,6 +154,20 @@ def test_most_specific_route_wins(kind, district, severity, crews):
     assert route is not None and route.crews == crews
 
 
+@pytest.mark.parametrize(
+    ("unit", "crews"),
+    [(None, ["x"]), ("zjj", ["y"]), ("市住房城乡建设局", ["y"]), ("cgj", ["x"]), ("nobody", ["x"])],
+)
+def test_alert_naming_its_unit_goes_by_that_units_routes(unit, crews):
+    doc = copy.deepcopy(BASE)
+    doc["routes"].append({"kind": "streetlight", "unit": "zjj", "crews": ["y"]})
+    doc["routes"].append(
+        {"kind": "streetlight", "district": "wenfeng", "unit": "cgj", "crews": ["x"]}
+    )
+    route = parse_route_file(dump(doc)).resolve("streetlight", "wenfeng", "alarm", unit=unit)
+    assert route is not None and route.crews == crews
+
+
 def test_shipped_routes_send_each_kind_to_its_lead_unit():
     f = parse_route_file(default_text())
     leads = {"manhole": "cgj", "streetlight": "cgj", "waterlog": "zjj", "watermeter": "shuiwu"}

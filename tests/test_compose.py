@@ -21,7 +21,7 @@ def test_every_service_command_is_a_valid_urbanwatch_command():
     commands = {
         name: svc["command"] for name, svc in compose()["services"].items() if "command" in svc
     }
-    assert set(commands) == {"migrate", "ingest", "api", "simulator"}
+    assert set(commands) == {"migrate", "broker-sync", "ingest", "api", "simulator"}
     for name, command in commands.items():
         args = parser.parse_args(command)
         assert callable(args.func), name

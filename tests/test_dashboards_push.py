@@ -8,8 +8,11 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dashboards.build import FOLDERS, load_json
 from dashboards.panels import DATASOURCE_UID
@@ -234,3 +237,53 @@ def test_cli_push_reports_and_exit_codes(grafana, capsys, monkeypatch):
 def test_cli_build_check_passes_on_the_committed_json(capsys):
     assert main(["dashboards", "build", "--check"]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+URL_PART = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+HOSTS = ["db", "10.0.0.5", "pg.example"]
+
+
+@pytest.fixture(scope="module")
+def shared_grafana() -> Iterator[FakeGrafana]:
+    server = FakeGrafana()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    user=URL_PART,
+    password=URL_PART,
+    host=st.one_of(URL_PART, st.sampled_from(HOSTS)),
+    port=st.one_of(st.none(), st.integers(-5, 70000), URL_PART),
+    dbname=URL_PART,
+    junk=st.one_of(st.just(""), URL_PART),
+)
+def test_any_db_url_is_refused_naming_the_option_or_lands_in_grafana(
+    shared_grafana, user, password, host, port, dbname, junk
+):
+    """`--db-url` all the way to the stored datasource: a bad URL is one UsageError that
+    names --db-url, a good one arrives with its host, port, user and database intact."""
+    url = f"postgresql://{quote(user)}:{quote(password)}@{host}"
+    url += (f":{port}" if port is not None else "") + f"/{quote(dbname)}{junk}"
+    try:
+        body = datasource_body(url, False)
+    except UsageError as exc:
+        assert str(exc).startswith("--db-url") and "\n" not in str(exc)
+        return
+    shared_grafana.datasources.clear()
+    push(Grafana(shared_grafana.url, TOKEN), body)
+    stored = shared_grafana.datasources[DATASOURCE_UID]
+    assert shared_grafana.problems == []
+    assert stored["user"] == body["user"] and stored["jsonData"]["timescaledb"] is False
+    assert stored["jsonData"]["database"] == body["jsonData"]["database"]
+    assert 0 < int(stored["url"].rsplit(":", 1)[1]) < 65536
+    if host in HOSTS and user and dbname and not junk and isinstance(port, int | None):
+        assert (stored["user"], stored["jsonData"]["database"]) == (user, dbname)
+        assert stored["url"] == f"{host}:{port if port is not None else 5432}"

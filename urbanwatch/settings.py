@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     detectors_config: dict[str, Any] = Field(default_factory=dict)
 
     # --- plan KPIs (issue #11) ------------------------------------------------
-    # Overrides of the proposed defaults (DOMAIN.md §7) per KPI, as JSON: KPI_CONFIG=
+    # Overrides of the proposed defaults (docs/domain.md §7) per KPI, as JSON: KPI_CONFIG=
     # '{"manhole.online_rate": {"offline_after_s": 90000}}'. Reports name the values used.
     kpi_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     login_max_failures_per_account: int = Field(5, ge=1)
     login_max_failures_per_client: int = Field(20, ge=1)
     login_failure_window_s: int = Field(900, ge=1)
+    # argon2id cost of new password hashes (RFC 9106's second recommendation by default;
+    # OWASP's floor is 19 MiB, t=2, p=1). Tests lower it to keep hashing fast.
+    password_hash_memory_kib: int = Field(65536, ge=8192)
+    password_hash_time_cost: int = Field(3, ge=1)
+    password_hash_parallelism: int = Field(4, ge=1, le=64)
     # `urbanwatch migrate` creates this admin when the password is set and no admin exists.
     urbanwatch_admin_username: str = "admin"
     urbanwatch_admin_password: SecretStr | None = None

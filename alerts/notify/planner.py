@@ -26,8 +26,10 @@ NOTIFY_EVENTS = frozenset(
         "resolved",
     }
 )
-# Events that (re)start the acknowledge clock.
-STARTS_CLOCK = frozenset({"opened", "reopened", "refired", "unsuppressed"})
+# Events that (re)start the acknowledge clock; 'refired' and 'unsuppressed' only start one
+# that is not running (a flapping alert must not postpone its escalation forever).
+STARTS_CLOCK = frozenset({"opened", "reopened"})
+STARTS_STOPPED_CLOCK = frozenset({"refired", "unsuppressed"})
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,15 @@ def missing_config(channel: Channel, env: Mapping[str, str]) -> str | None:
 
 def plan_event(routes: RouteFile, ev: InboxRow, env: Mapping[str, str]) -> Plan:
     sla = routes.sla.get(ev.severity)  # type: ignore[call-overload]
-    set_due = ev.event in STARTS_CLOCK and ev.status == "open"
+    set_due = ev.status == "open" and (
+        ev.event in STARTS_CLOCK or (ev.event in STARTS_STOPPED_CLOCK and ev.ack_due_at is None)
+    )
     due = ev.ack_due_at
     if set_due:
         due = ev.at + timedelta(seconds=sla.ack) if sla and sla.ack else None
     if ev.event not in NOTIFY_EVENTS or ev.suppressed:
         return Plan([], due, set_due)
-    route = routes.resolve(ev.kind, ev.district, ev.severity)
+    route = routes.resolve(ev.kind, ev.district, ev.severity, unit=ev.unit)
     if route is None:  # a loaded file always has a catch-all; kept for safety
         return Plan([], due, set_due)
     level = int(ev.event_detail.get("level", ev.escalation_level) or 0)

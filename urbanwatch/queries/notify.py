@@ -105,6 +105,7 @@ class InboxRow(BaseModel):
     device_id: str | None
     kind: str
     district: str | None
+    unit: str | None
     severity: str
     status: str
     suppressed: bool
@@ -116,7 +117,7 @@ class InboxRow(BaseModel):
 
 TAKE_INBOX = """SELECT i.event_id, e.event, e.at, e.actor, e.severity AS event_severity,
         e.detail AS event_detail, a.id AS alert_id, a.rule_id, a.subject, a.device_id, a.kind,
-        a.district, a.severity, a.status, a.suppressed, a.title, a.opened_at, a.ack_due_at,
+        a.district, a.unit, a.severity, a.status, a.suppressed, a.title, a.opened_at, a.ack_due_at,
         a.escalation_level
     FROM notify_inbox i JOIN alert_events e ON e.id = i.event_id JOIN alerts a ON a.id = e.alert_id
     ORDER BY i.event_id LIMIT %s FOR UPDATE OF i SKIP LOCKED"""
