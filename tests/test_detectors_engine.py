@@ -154,15 +154,19 @@ def test_the_lighting_ledger_places_lamps_when_it_exists(conn) -> None:
     lamps = add_lamps(conn, 3)  # pole numbers order them SL-0, SL-1, SL-2 on R-7-S00
     (detector, *_) = load_detectors(conn)
     assert detector.top.segment_order == {"R-7-S00": lamps}  # type: ignore[union-attr]
-    # the columns migration 015 (kpi-lw: lighting_facilities) gives a lamp's place
+    # the lighting ledger (migration 015) places them: position along the segment
     conn.execute(
-        "CREATE TABLE lighting_facilities (facility_id text PRIMARY KEY, device_id text, "
-        "segment_id text, position_m double precision, retired_on date)"
+        "INSERT INTO lighting_road_segments (segment_id, district, road_name, road_class, "
+        "length_m) VALUES ('SEG-9', 'wenfeng', '文峰大道', 'trunk', 500)"
     )
     conn.execute(
-        "INSERT INTO lighting_facilities VALUES ('F1', 'SL-0', 'SEG-9', 30, NULL), "
-        "('F2', 'SL-1', 'SEG-9', 10, NULL), ('F3', 'SL-2', 'SEG-9', 20, NULL), "
-        "('F4', 'SL-9', 'SEG-9', 0, NULL), ('F5', 'SL-2', 'SEG-9', 5, '2020-01-01')"
+        "INSERT INTO lighting_facilities (facility_id, facility_type, district, segment_id, "
+        "position_m, lamp_type, rated_power_w, device_id, installed_on, retired_on) VALUES "
+        "('F1', 'lamp', 'wenfeng', 'SEG-9', 30, 'LED', 100, 'SL-0', '2019-01-01', NULL), "
+        "('F2', 'lamp', 'wenfeng', 'SEG-9', 10, 'LED', 100, 'SL-1', '2019-01-01', NULL), "
+        "('F3', 'lamp', 'wenfeng', 'SEG-9', 20, 'LED', 100, 'SL-2', '2019-01-01', NULL), "
+        "('F4', 'lamp', 'wenfeng', 'SEG-9', 0, 'LED', 100, 'SL-9', '2019-01-01', NULL), "
+        "('F5', 'lamp', 'wenfeng', 'SEG-9', 5, 'LED', 100, 'SL-2', '2019-01-01', '2020-01-01')"
     )
     conn.commit()
     (detector, *_) = load_detectors(conn)

@@ -23,13 +23,14 @@ def sites(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
 
 
 LEDGER_PLACES = """SELECT device_id, segment_id, position_m FROM lighting_facilities
-                   WHERE device_id IS NOT NULL AND segment_id IS NOT NULL
-                     AND retired_on IS NULL"""
+                   WHERE facility_type = 'lamp' AND device_id IS NOT NULL
+                     AND segment_id IS NOT NULL
+                     AND (retired_on IS NULL OR retired_on > current_date)"""
 
 
 def ledger_places(conn: psycopg.Connection) -> dict[str, tuple[str, float | None]]:
-    """device -> (segment, metres along it) from the lighting ledger (migration 015, the
-    kpi-lw branch) when it exists: it places lamps better than the registry's attributes."""
+    """device -> (segment, metres along it) from the lighting ledger (migration 015) when
+    the table exists: it places lamps better than the registry's attributes."""
     found = conn.execute("SELECT to_regclass('lighting_facilities')").fetchone()
     if not found or found[0] is None:
         return {}
