@@ -15,6 +15,7 @@ from api.docs import add_docs
 from api.routes import audit, auth, devices, districts, health, keys, kpis, ledgers, targets, users
 from urbanwatch import __version__, db
 from urbanwatch.errors import UsageError
+from urbanwatch.identity import passwords
 from urbanwatch.identity.tokens import MIN_SECRET_BYTES
 from urbanwatch.settings import Settings
 
@@ -27,6 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
             f"signs its access tokens with it: set it to ≥ {MIN_SECRET_BYTES} random bytes, e.g. "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
         )
+    passwords.apply_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -62,8 +62,9 @@ def test_usernames_refuse_what_no_id_can_be(principal, principal_id):
         (Account("service", "ingest", "h"), [("read", "p/#")]),
         (
             Account("service", "alerts", "h"),
-            [("read", "p/+/+/telemetry"), ("read", "p/+/+/status"), ("write", "p/alerts/#")],
+            [("read", "p/+/+/telemetry"), ("read", "p/+/+/status")],
         ),
+        (Account("service", "notify", "h"), [("write", "p/alerts/#")]),
         (
             Account("service", "simulator", "h"),
             [("write", "p/+/+/telemetry"), ("write", "p/+/+/status")],
@@ -131,3 +132,23 @@ def test_a_password_shown_once_is_stored_only_hashed(conn, database_url, monkeyp
     assert verify_password(password, hashed) and password not in hashed
     dump = conn.execute("SELECT string_agg(t::text, ' ') FROM audit_log t").fetchone()[0]
     assert password not in dump and hashed not in dump
+
+
+def test_reissuing_rotates_existing_accounts(conn, database_url, monkeypatch, capsys):
+    register(conn, [("mh-1", "manhole"), ("mh-2", "manhole")])
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("BROKER_AUTH_DIR", raising=False)
+    assert cli.main(["devices", "credentials", "issue", "-q", "mh-1"]) == 0
+    first = capsys.readouterr().out.splitlines()[1].split(",")[1]
+    argv = ["devices", "credentials", "issue", "-q", "--rotate-existing", "--kind", "manhole"]
+    assert cli.main(argv) == 0
+    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [r[0] for r in rows] == ["device/mh-1", "device/mh-2"]
+    (hashed,) = conn.execute(
+        "SELECT password_hash FROM device_credentials WHERE username = 'device/mh-1'"
+    ).fetchone()
+    assert verify_password(rows[0][1], hashed) and not verify_password(first, hashed)
+    actions = conn.execute(
+        "SELECT action FROM audit_log WHERE resource = 'device_credential' ORDER BY id"
+    ).fetchall()
+    assert [a for (a,) in actions] == ["issue", "rotate", "issue"]

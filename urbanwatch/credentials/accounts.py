@@ -26,16 +26,14 @@ Principal = Literal["device", "gateway", "service"]
 Access = Literal["read", "write"]
 
 # Service accounts and the topics (below the prefix) each may read and write: exactly what
-# the service does. Ingest stores everything under the prefix and publishes nothing; alerts
-# read readings and statuses and publish urbanwatch's outbound alerts; the simulator
-# publishes as any device and any gateway.
+# the service does. Ingest stores everything under the prefix and publishes nothing; the
+# alert engine (`alerts run`) reads readings and statuses; the notifier (`alerts notify`)
+# publishes urbanwatch's outbound alerts ({prefix}/alerts/...); the simulator publishes as
+# any device and any gateway.
 SERVICES: dict[str, tuple[tuple[Access, str], ...]] = {
     "ingest": (("read", "#"),),
-    "alerts": (
-        ("read", "+/+/telemetry"),
-        ("read", "+/+/status"),
-        *(("write", f"{level}/#") for level in OUTBOUND),
-    ),
+    "alerts": (("read", "+/+/telemetry"), ("read", "+/+/status")),
+    "notify": tuple(("write", f"{level}/#") for level in OUTBOUND),
     "simulator": (("write", "+/+/telemetry"), ("write", "+/+/status")),
 }
 

@@ -1,10 +1,12 @@
 """Mosquitto's password and ACL files written atomically, and the broker told to reload.
 
-Mosquitto 2.0.11 rereads both files on SIGHUP without dropping connected clients (checked
-in tests/test_broker_auth.py); a new or rotated password works from the next connection, a
-revoked one is refused from then on. It reads them as its own user (it drops root to
-`mosquitto`), so the files, mode 0600, are given to that user when the tool runs as root
-(`--owner`); a file it cannot read makes it refuse every client until the next reload.
+Mosquitto 2.0.11 rereads both files on SIGHUP without a restart (tests/test_broker_auth.py):
+connected clients whose account still holds stay connected; a new or rotated password works
+from the next connection; a revoked account, or one whose password was rotated, is refused
+from then on and its open connection is closed at the reload. It reads the files as its own
+user (it drops root to `mosquitto`), so the files, mode 0600, are given to that user when the
+tool runs as root (`--owner`); a file it cannot read makes it refuse every client until the
+next reload.
 """
 
 from __future__ import annotations

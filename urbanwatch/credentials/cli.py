@@ -51,6 +51,13 @@ def register_devices(dsub: Any) -> None:
                 help="write the new passwords to FILE (created, mode 0600) "
                 "instead of printing them",
             )
+        if action == "issue":
+            q.add_argument(
+                "--rotate-existing",
+                action="store_true",
+                help="give accounts that already have a password a new one instead of "
+                "skipping them (re-provisioning, as `make demo` does)",
+            )
         if action != "list":
             q.add_argument(
                 "--no-sync",
@@ -106,6 +113,7 @@ def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
                 audit.Actor.cli(),
                 on_issued=issued.append,
                 progress=not args.quiet,
+                rotate_existing=getattr(args, "rotate_existing", False),
             )
             writer = csv.writer(out)
             writer.writerow(CSV_COLUMNS)
@@ -237,7 +245,7 @@ def register_broker(sub: Any) -> None:
         "--service-passwords-from-env",
         action="store_true",
         help="first set each service account whose <SERVICE>_MQTT_PASSWORD is in the "
-        "environment (INGEST_, ALERTS_, SIMULATOR_MQTT_PASSWORD) to that password",
+        "environment (INGEST_, ALERTS_, NOTIFY_, SIMULATOR_MQTT_PASSWORD) to that password",
     )
     q.set_defaults(func=cmd_sync)
 

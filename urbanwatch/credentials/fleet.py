@@ -107,9 +107,11 @@ def change(
     *,
     on_issued: Callable[[Issued], None] = lambda _: None,
     progress: bool = False,
+    rotate_existing: bool = False,
 ) -> Outcome:
     """Apply `action` to each target inside one transaction; `on_issued` gets each new
-    password (before the commit: if it raises, nothing is stored)."""
+    password (before the commit: if it raises, nothing is stored). With `rotate_existing`,
+    `issue` rotates the accounts that already have a password instead of skipping them."""
     outcome = Outcome()
     usernames = [username_for(t.principal, t.principal_id) for t in targets]  # type: ignore[arg-type]
     with conn.transaction():
@@ -124,19 +126,20 @@ def change(
         for target, username in bar:
             row = current.get(username)
             active = row is not None and row.revoked_at is None
-            if action == "issue" and active:
+            done: Action = "rotate" if action == "issue" and active and rotate_existing else action
+            if done == "issue" and active:
                 outcome.skipped.append((username, "already has a password: rotate it"))
                 continue
-            if action in ("rotate", "revoke") and not active:
+            if done in ("rotate", "revoke") and not active:
                 outcome.skipped.append((username, "has no active password: issue one"))
                 continue
-            if action == "revoke":
+            if done == "revoke":
                 queries.revoke(conn, username)
             else:
                 password = new_password()
                 queries.store_hash(conn, username, target, hash_password(password))
                 on_issued(Issued(target, username, password))
-            _audit(conn, actor, action, username, target)
+            _audit(conn, actor, done, username, target)
             outcome.done.append(username)
     return outcome
 

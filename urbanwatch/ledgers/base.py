@@ -209,7 +209,9 @@ def register(spec: LedgerSpec) -> LedgerSpec:
 
 def all_ledgers() -> dict[str, LedgerSpec]:
     import urbanwatch.ledgers.hidden
+    import urbanwatch.ledgers.lighting
     import urbanwatch.ledgers.manhole
+    import urbanwatch.ledgers.water
     import urbanwatch.ledgers.waterlog  # noqa: F401  (each registers its ledgers)
 
     return dict(_REGISTRY)
