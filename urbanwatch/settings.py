@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     ingest_registry_ttl_s: float = Field(60, gt=0)
 
     # --- plan KPIs (issue #11) ------------------------------------------------
-    # Overrides of the proposed defaults (DOMAIN.md §7) per KPI, as JSON: KPI_CONFIG=
+    # Overrides of the proposed defaults (docs/domain.md §7) per KPI, as JSON: KPI_CONFIG=
     # '{"manhole.online_rate": {"offline_after_s": 90000}}'. Reports name the values used.
     kpi_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -72,6 +72,8 @@ def parse_bool(value: Any) -> bool | None:
 def parse_text(value: Any) -> str | None:
     if _blank(value):
         return None
+    if isinstance(value, list | dict | tuple | set):
+        raise ValueError("not text (a list or an object)")
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # Excel stores a typed number 12 as 12.0
     text = str(value).strip()

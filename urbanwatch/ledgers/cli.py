@@ -12,7 +12,7 @@ from urbanwatch import audit, db
 from urbanwatch.arguments import whole_number
 from urbanwatch.errors import UsageError
 from urbanwatch.kpi.base import day_end
-from urbanwatch.ledgers import files, store, verify
+from urbanwatch.ledgers import candidates, files, store, verify
 from urbanwatch.ledgers.base import LedgerSpec, all_ledgers, get_ledger
 from urbanwatch.queries import ledgers as queries
 from urbanwatch.settings import Settings
@@ -107,6 +107,13 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_candidates(args: argparse.Namespace, settings: Settings) -> int:
+    with db.connect(settings.database_url, autocommit=True) as conn:
+        created = candidates.open_candidates(conn, audit.Actor.cli())
+    print(f"manhole_defects: {created} candidate(s) opened from sensor alerts")
+    return 0
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -159,13 +166,13 @@ def register(sub: Any) -> None:
         help="freeze the 2021 baseline of manhole_defects or waterlog_points",
         description="After the 2021 census is imported: from now on no row can join, leave "
         "or change its baseline_2021 flag, so rates against the baseline keep their "
-        "denominator (DOMAIN.md §2.6, §3.6).",
+        "denominator (docs/domain.md §2.6, §3.6).",
     )
     p.add_argument("ledger", choices=BASELINE_LEDGERS)
     p.set_defaults(func=cmd_freeze)
     p = lsub.add_parser(
         "verify",
-        help="verify accepted waterlogging points by data (DOMAIN.md §3.5)",
+        help="verify accepted waterlogging points by data (docs/domain.md §3.5)",
         description="For each accepted point with a depth sensor and a pending verification: "
         "the first rain event of >= 25 mm after acceptance (at the point's gauge, or the "
         "district's first) must stay under 15 cm at the sensor until 6 h after it ends; "
@@ -173,3 +180,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--as-of", type=_date, help="judge as at the end of this local day")
     p.set_defaults(func=cmd_verify)
+    p = lsub.add_parser(
+        "candidates",
+        help="open defect candidates from MH_TILT / MH_FLIP / MH_OPEN alerts",
+        description="Each MH_TILT, MH_FLIP or critical MH_OPEN alert on a cover's smart "
+        "monitor becomes a manhole_defects row with status 'candidate' (once); an inspector "
+        "sets it to confirmed or rejected. Candidates count in no KPI.",
+    )
+    p.set_defaults(func=cmd_candidates)
