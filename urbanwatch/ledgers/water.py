@@ -25,6 +25,7 @@ from urbanwatch.ledgers.base import (
     Text,
     register,
 )
+from urbanwatch.ledgers.lighting import coded
 
 ROLES_ZH = {
     "进水": "inlet",
@@ -43,10 +44,7 @@ ROLES_ZH = {
 
 
 def _role(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip()
-        return ROLES_ZH.get(text, text.lower()) or None
-    return value
+    return coded(ROLES_ZH, value)
 
 
 Role = Annotated[
