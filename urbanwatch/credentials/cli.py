@@ -172,15 +172,11 @@ def _password_sink(path: Path | None) -> tuple[IO[str], Path | None]:
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     with db.connect(settings.database_url) as conn:
         selection = _selection(args)
-        usernames = None
+        keys = None
         if not selection.is_empty():
-            from urbanwatch.credentials.accounts import username_for
-
-            usernames = [
-                username_for(t.principal, t.principal_id)  # type: ignore[arg-type]
-                for t in fleet.resolve(conn, selection)
-            ]
-        rows = queries.list_credentials(conn, usernames)
+            targets = fleet.resolve(conn, selection)
+            keys = [queries.key(t.principal, t.principal_id) for t in targets]
+        rows = queries.list_credentials(conn, keys)
     for r in rows:
         state = "revoked" if r.revoked_at else "active"
         changed = r.revoked_at or r.rotated_at or r.issued_at
@@ -214,7 +210,9 @@ def sync(settings: Settings, **overrides: Any) -> str:
         overrides.get("reload_command") or settings.broker_reload_command,
     )
     left = (
-        f"; {len(orphans)} account(s) of devices no longer registered left out" if orphans else ""
+        f"; left out {len(orphans)} account(s) of devices deleted or re-kinded since"
+        if orphans
+        else ""
     )
     return f"wrote {len(accounts)} account(s) to {paths[0]} and {paths[1]}{left}; {reloaded}"
 
