@@ -164,7 +164,9 @@ def test_reissuing_rotates_existing_accounts(conn, database_url, monkeypatch, ca
     first = capsys.readouterr().out.splitlines()[1].split(",")[1]
     argv = ["devices", "credentials", "issue", "-q", "--rotate-existing", "--kind", "manhole"]
     assert cli.main(argv) == 0
-    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()[1:]]
+    captured = capsys.readouterr()
+    assert "issued 1, rotated 1 account(s), skipped 0" in captured.err
+    rows = [line.split(",") for line in captured.out.splitlines()[1:]]
     assert [r[0] for r in rows] == ["manhole/mh-1", "manhole/mh-2"]
     (hashed,) = conn.execute(
         "SELECT password_hash FROM device_credentials WHERE username = 'manhole/mh-1'"

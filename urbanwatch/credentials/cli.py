@@ -143,8 +143,11 @@ def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(out.getvalue() if isinstance(out, io.StringIO) else "")
     for username, why in outcome.skipped[:20]:
         print(f"skipped {username}: {why}", file=sys.stderr)
-    verb = {"issue": "issued", "rotate": "rotated", "revoke": "revoked"}[args.action]
-    print(f"{verb} {len(outcome.done)} account(s), skipped {len(outcome.skipped)}", file=sys.stderr)
+    verbs = {"issue": "issued", "rotate": "rotated", "revoke": "revoked"}
+    done = [f"{verbs[a]} {n}" for a, n in sorted(outcome.actions.items())] or [
+        f"{verbs[args.action]} 0"
+    ]
+    print(f"{', '.join(done)} account(s), skipped {len(outcome.skipped)}", file=sys.stderr)
     if path is not None and issued:
         print(
             f"passwords in {path} (mode 0600): hand it to the installer, then delete it",

@@ -8,6 +8,7 @@ the database keeps its `$7$` hash, which `broker sync` copies into Mosquitto's f
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -62,6 +63,7 @@ class Issued:
 class Outcome:
     done: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (username, why)
+    actions: Counter[str] = field(default_factory=Counter)  # issue/rotate/revoke: how many
 
 
 def resolve(conn: psycopg.Connection, selection: Selection) -> list[Target]:
@@ -145,6 +147,7 @@ def change(
                 on_issued(Issued(target, username, password))
             _audit(conn, actor, done, username, target)
             outcome.done.append(username)
+            outcome.actions[done] += 1
     return outcome
 
 
