@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from urbanwatch import audit
 from urbanwatch.credentials.accounts import SERVICES, Account, Principal, acl_rules, username_for
-from urbanwatch.credentials.hashing import hash_password, new_password
+from urbanwatch.credentials.hashing import hash_password, new_password, verify_password
 from urbanwatch.errors import UsageError
 from urbanwatch.queries import credentials as queries
 from urbanwatch.queries.credentials import Target
@@ -156,8 +156,6 @@ def set_service_password(
 ) -> Action | None:
     """Make a service account's password `password` (a deployment's secret from its
     environment); returns what was done, None when it already was."""
-    from urbanwatch.credentials.hashing import verify_password
-
     target = Target(principal="service", principal_id=name)
     username = username_for("service", name)
     with conn.transaction():
