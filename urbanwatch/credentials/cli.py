@@ -102,7 +102,23 @@ def _selection(args: argparse.Namespace) -> fleet.Selection:
 
 def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
     out, path = _password_sink(getattr(args, "csv", None))
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    prefix = settings.mqtt_topic_prefix
     issued: list[fleet.Issued] = []
+
+    def hand_out(i: fleet.Issued) -> None:
+        issued.append(i)
+        topics = " ".join(i.topics(prefix))
+        kind = i.target.kind or ""
+        row = (i.username, i.password, i.username, i.target.principal, i.target.principal_id)
+        writer.writerow((*row, kind, topics))
+
+    def on_disk() -> None:  # the passwords are safe in the file before their hashes commit
+        out.flush()
+        if path is not None:
+            os.fsync(out.fileno())
+
     try:
         with db.connect(settings.database_url) as conn:
             targets = fleet.resolve(conn, _selection(args))
@@ -111,26 +127,11 @@ def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
                 args.action,
                 targets,
                 audit.Actor.cli(),
-                on_issued=issued.append,
+                on_issued=hand_out,
                 progress=not args.quiet,
                 rotate_existing=getattr(args, "rotate_existing", False),
+                before_commit=on_disk,
             )
-            writer = csv.writer(out)
-            writer.writerow(CSV_COLUMNS)
-            prefix = settings.mqtt_topic_prefix
-            for i in issued:
-                writer.writerow(
-                    (
-                        i.username,
-                        i.password,
-                        i.username,
-                        i.target.principal,
-                        i.target.principal_id,
-                        i.target.kind or "",
-                        " ".join(i.topics(prefix)),
-                    )
-                )
-            out.flush()
     except BaseException:
         if path is not None:
             with suppress(OSError):

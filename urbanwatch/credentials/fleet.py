@@ -110,10 +110,12 @@ def change(
     on_issued: Callable[[Issued], None] = lambda _: None,
     progress: bool = False,
     rotate_existing: bool = False,
+    before_commit: Callable[[], None] = lambda: None,
 ) -> Outcome:
     """Apply `action` to each target inside one transaction; `on_issued` gets each new
-    password (before the commit: if it raises, nothing is stored). With `rotate_existing`,
-    `issue` rotates the accounts that already have a password instead of skipping them."""
+    password and `before_commit` runs last (if either raises, nothing is stored: no hash
+    without its password in the installer's hands). With `rotate_existing`, `issue`
+    rotates the accounts that already have a password instead of skipping them."""
     outcome = Outcome()
     usernames = [username_for(t.principal, t.principal_id, t.kind) for t in targets]  # type: ignore[arg-type]
     keys = [queries.key(t.principal, t.principal_id) for t in targets]
@@ -148,6 +150,7 @@ def change(
             _audit(conn, actor, done, username, target)
             outcome.done.append(username)
             outcome.actions[done] += 1
+        before_commit()
     return outcome
 
 
