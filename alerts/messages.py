@@ -41,6 +41,7 @@ class Parsed:
     readings: list[ReadingIn] = field(default_factory=list)
     status: list[StatusIn] = field(default_factory=list)
     skipped: int = 0
+    unknown: set[str] = field(default_factory=set)  # gateway elements of unknown devices
 
 
 def parse(prefix: str, topic: str, payload: bytes, kinds: Mapping[str, str], out: Parsed) -> None:
@@ -72,6 +73,8 @@ def parse(prefix: str, topic: str, payload: bytes, kinds: Mapping[str, str], out
             kind = kinds.get(device_id) if isinstance(device_id, str) else None
             if kind is None:
                 out.skipped += 1
+                if isinstance(device_id, str):
+                    out.unknown.add(device_id)
                 continue
             _reading(device_id, kind, element, out)  # type: ignore[arg-type]
         return

@@ -39,7 +39,8 @@ from urbanwatch.settings import Settings, mqtt_host_port
 
 logger = logging.getLogger("alerts")
 LAST_SEEN_WINDOW = timedelta(days=3)  # readings older than ingest accepts do not matter
-REGISTRY_TTL_S = 30.0  # an unknown device re-reads the registry at most this often
+REGISTRY_REFRESH_S = 600.0  # changed attributes (a lamp's rated power) reach the rules
+UNKNOWN_TTL_S = 30.0  # an id not in the registry is looked up again after this long
 PROFILE_TTL_S = 3600.0
 
 
@@ -66,7 +67,8 @@ class AlertService:
         self.engine: Engine | None = None
         self.rules_version: int | None = None
         self._kinds: dict[str, str] = {}
-        self._registry_at = 0.0
+        self._registry_at = time.monotonic()
+        self._unknown: dict[str, float] = {}  # id -> when the registry last lacked it
         self._profiles: dict[tuple[str, int], dict[str, float]] = {}
         self._profiles_at = -PROFILE_TTL_S
         self._rules_at = 0.0
@@ -94,13 +96,45 @@ class AlertService:
             len(rules.rules),
         )
 
-    def _load_devices(self) -> list[Device]:
+    def _load_devices(self, ids: list[str] | None = None) -> list[Device]:
         assert self.conn is not None
-        rows = q.load_devices(self.conn)
+        rows = q.load_devices(self.conn, ids)
         self.conn.commit()
-        self._kinds = {d: k for d, k, _, _ in rows}
-        self._registry_at = time.monotonic()
+        self._kinds.update({d: k for d, k, _, _ in rows})
         return [Device(d, k, district, attrs or {}) for d, k, district, attrs in rows]
+
+    def _parse(
+        self, batch: list[tuple[str, bytes, int, int, float]]
+    ) -> tuple[Parsed, dict[str, float]]:
+        parsed, walls = Parsed(), {}
+        for topic, payload, _mid, _qos, wall in batch:
+            before_r, before_s = len(parsed.readings), len(parsed.status)
+            parse(self.prefix, topic, payload, self._kinds, parsed)
+            for r in parsed.readings[before_r:]:
+                walls[r.device_id] = wall
+            for s in parsed.status[before_s:]:
+                walls[s.device_id] = wall
+        return parsed, walls
+
+    def _learn(self, ids: set[str]) -> bool:
+        """Look up devices the engine has not met (registered since it started), in one
+        query per batch; an id still unknown is asked about again after UNKNOWN_TTL_S.
+        True when some were found."""
+        assert self.engine is not None
+        known, now = self.engine.devices, time.monotonic()
+        new = [
+            d
+            for d in ids
+            if d not in known
+            and self.engine.owns(d)
+            and now - self._unknown.get(d, -UNKNOWN_TTL_S) >= UNKNOWN_TTL_S
+        ]
+        if not new:
+            return False
+        found = self._load_devices(new)
+        self.engine.set_devices(found)
+        self._unknown.update({d: now for d in new if d not in known})
+        return bool(found)
 
     def _connect(self, client_id: str) -> None:
         client = mqtt.Client(
@@ -159,15 +193,11 @@ class AlertService:
         assert self.engine is not None and self.conn is not None
         batch = self._take(self._timeout())
         now = time.time()
-        parsed = Parsed()
-        walls: dict[str, float] = {}
-        for topic, payload, _mid, _qos, wall in batch:
-            before_r, before_s = len(parsed.readings), len(parsed.status)
-            parse(self.prefix, topic, payload, self._kinds, parsed)
-            for r in parsed.readings[before_r:]:
-                walls[r.device_id] = wall
-            for s in parsed.status[before_s:]:
-                walls[s.device_id] = wall
+        parsed, walls = self._parse(batch)
+        if parsed.unknown and self._learn(parsed.unknown):
+            parsed, walls = self._parse(batch)  # gateway elements of devices just met
+        ids = {r.device_id for r in parsed.readings} | {s.device_id for s in parsed.status}
+        self._learn(ids)
         changes = self._evaluate(parsed, walls)
         changes += self.engine.on_tick(now)
         states = self.engine.take_dirty()
@@ -227,11 +257,7 @@ class AlertService:
         assert self.engine is not None
         if not self.engine.owns(device_id):
             return None
-        device = self.engine.devices.get(device_id)
-        if device is None and time.monotonic() - self._registry_at > REGISTRY_TTL_S:
-            self.engine.set_devices(self._load_devices())
-            device = self.engine.devices.get(device_id)
-        return device
+        return self.engine.devices.get(device_id)
 
     def _extra(self, device: Device, reading: ReadingIn) -> dict[str, Any] | None:
         assert self.conn is not None
@@ -248,6 +274,10 @@ class AlertService:
     def _maybe_reload(self, now: float) -> None:
         """A new rule set in the database replaces the rules; a broken one is logged and
         the last good set kept."""
+        if time.monotonic() - self._registry_at > REGISTRY_REFRESH_S:
+            assert self.engine is not None
+            self.engine.set_devices(self._load_devices())
+            self._registry_at = time.monotonic()
         if now - self._rules_at < self.settings.alerts_rules_poll_s:
             return
         assert self.conn is not None and self.engine is not None

@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 
 from api.auth import declare_roles
 from api.docs import add_docs
-from api.routes import audit, auth, devices, districts, health, keys, users
+from api.routes import audit, auth, devices, districts, health, keys, kpis, ledgers, targets, users
 from urbanwatch import __version__, db
 from urbanwatch.errors import UsageError
+from urbanwatch.identity import passwords
 from urbanwatch.identity.tokens import MIN_SECRET_BYTES
 from urbanwatch.settings import Settings
 
@@ -27,6 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
             f"signs its access tokens with it: set it to ≥ {MIN_SECRET_BYTES} random bytes, e.g. "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
         )
+    passwords.apply_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,6 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(devices.router)
     for identity in (auth, users, keys, audit):
         app.include_router(identity.router)
+    for plan in (targets, kpis, ledgers):  # issue #11: the plan, its KPIs and ledgers
+        app.include_router(plan.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     declare_roles(app)
     return app

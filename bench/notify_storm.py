@@ -182,6 +182,14 @@ def run(minutes: float, covers: int) -> dict[str, Any]:
             rows = dict(
                 conn.execute("SELECT channel, count(*) FROM notify_outbox GROUP BY 1").fetchall()
             )
+            delays = {
+                ch: {"p50_s": round(p50, 2), "max_s": round(mx, 2)}
+                for ch, p50, mx in conn.execute(
+                    "SELECT channel, percentile_cont(0.5) WITHIN GROUP (ORDER BY d), max(d) "
+                    "FROM (SELECT o.channel, extract(epoch FROM o.sent_at - e.at)::float8 AS d "
+                    "FROM notify_outbox o JOIN alert_events e ON e.id = o.event_id) x GROUP BY 1"
+                )
+            }
             statuses = dict(
                 conn.execute("SELECT status, count(*) FROM notify_outbox GROUP BY 1").fetchall()
             )
@@ -205,6 +213,7 @@ def run(minutes: float, covers: int) -> dict[str, Any]:
         "alerts_events": events,
         "outbox_rows_per_channel": rows,
         "outbox_status": statuses,
+        "event_to_delivery": delays,
         "robots": robot_stats,
         "webhook_deliveries": len(keys),
         "webhook_unique": len(set(keys)),

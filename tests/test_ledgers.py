@@ -241,3 +241,11 @@ def test_cli_template_import_export(database_url, tmp_path, monkeypatch, capsys)
     assert cli.main(["ledgers", "import", "manhole_covers", str(tmp_path / "x.txt")]) == 2
     assert cli.main(["ledgers", "freeze", "manhole_defects"]) == 0
     assert "frozen" in capsys.readouterr().out
+
+
+def test_docs_describe_every_ledger_column():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "ledgers.md").read_text("utf-8")
+    for spec in all_ledgers().values():
+        assert f"### `{spec.name}`" in text
+        for col in spec.columns:
+            assert f"| {col.label_zh} | `{col.name}` |" in text, (spec.name, col.name)

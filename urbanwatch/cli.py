@@ -69,12 +69,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     names = ", ".join(f"{m.version:03d}_{m.name}" for m in result.applied)
     print(f"applied {len(result.applied)} migration(s){': ' + names if names else ' (up to date)'}")
     with db.connect(settings.database_url) as conn:  # the first admin (docs/security.md)
-        said = ensure_admin(
-            conn,
-            settings.urbanwatch_admin_username,
-            settings.urbanwatch_admin_password,
-            Actor.cli(),
-        )
+        said = ensure_admin(conn, settings, Actor.cli())
     if said:
         print(said)
     return 0

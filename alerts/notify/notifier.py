@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 
 import psycopg
@@ -31,6 +32,7 @@ from urbanwatch.settings import Settings
 logger = logging.getLogger("alerts.notify")
 INBOX_BATCH = 500  # events routed per transaction
 SINGLE_BATCH = 50  # webhook / MQTT rows leased at once (each sent and logged on its own)
+PRUNE_EVERY_S = 3600  # how often old outbox rows are dropped (NOTIFY_KEEP_DAYS)
 DIGEST_MAX = 1000  # events one digest may cover; the message counts them all
 
 
@@ -44,6 +46,8 @@ class Notifier:
         self.sender = Sender(settings, self.env)
         self._routes: RouteFile | None = None
         self._routes_load: int | None = None
+        self._tuned: psycopg.Connection | None = None
+        self._next_prune = 0.0
 
     def routes(self, conn: psycopg.Connection) -> RouteFile:
         """The loaded routing, re-read when a new file was loaded."""
@@ -62,6 +66,23 @@ class Notifier:
     def step(self) -> int:
         """One round: route, escalate, deliver what is due. Returns how much was done."""
         conn = self.conn.get()
+        if conn is not self._tuned:
+            # Safe without waiting for the WAL flush: a commit lost in a server crash only
+            # repeats work (an inbox row routed again is absorbed by the unique idempotency
+            # key; a send not marked sent is sent again and deduplicated by the receiver).
+            conn.execute("SET synchronous_commit = off")
+            conn.commit()
+            self._tuned = conn
+        if time.monotonic() >= self._next_prune:
+            pruned = q.prune(conn, self.settings.notify_keep_days)
+            conn.commit()
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            if pruned:
+                logger.info(
+                    "pruned %d outbox row(s) older than %g days",
+                    pruned,
+                    self.settings.notify_keep_days,
+                )
         done = self.route_inbox(conn) + self.escalate(conn)
         for channel in q.channels_due(conn):
             conn.commit()
@@ -122,8 +143,9 @@ class Notifier:
         conn.commit()  # leased: no other notifier takes these rows meanwhile
         for batch in [rows] if digest and rows else [[r] for r in rows]:
             attempt = q.start_attempt(conn, name, [r.id for r in batch], self.name)
-            conn.commit()  # logged before it leaves
+            conn.commit()  # logged before it leaves (with the previous send's outcome)
             self._send(conn, channel, batch, attempt)
+        conn.commit()
         return len(rows) + len(quiet)
 
     def _send(
@@ -142,7 +164,6 @@ class Notifier:
             logger.warning("%s: %s (retry in %.0f s)", batch[0].channel, exc, retry)
         else:
             q.finish_ok(conn, attempt, ids, code)
-        conn.commit()
 
     def run(self, stop: threading.Event) -> None:
         """Rounds until `stop` is set; database outages are waited out with backoff."""

@@ -51,6 +51,8 @@ class Plan:
     offline_rule: Rule | None
     keep_s: dict[str, float]  # window field -> the longest window on it
     held_fields: frozenset[str]
+    # (rule, trigger, clear or None) compiled once: the per-reading loop
+    steps: tuple[tuple[Rule, Any, Any], ...] = ()
 
 
 def make_plan(rules: Iterable[Rule]) -> Plan:
@@ -65,7 +67,11 @@ def make_plan(rules: Iterable[Rule]) -> Plan:
                 held.update(n for ns, n in compile_expr(text).names if ns == "held")
     offline = next((r for r in enabled if r.type == "offline"), None)
     reading = tuple(r for r in enabled if r.type == "reading")
-    return Plan(enabled, reading, offline, keep, frozenset(held))
+    steps = tuple(
+        (r, compile_expr(r.trigger or "False"), compile_expr(r.clear) if r.clear else None)
+        for r in reading
+    )
+    return Plan(enabled, reading, offline, keep, frozenset(held), steps)
 
 
 def context(kind: str, fields: Mapping[str, Any], ts: float) -> dict[str, Any]:
@@ -103,10 +109,14 @@ def _env(
     env["prev"] = state.last
     env["profile"] = (extra or {}).get("profile") or {}
     # How long each `held` field has kept its value, this reading included.
-    env["held"] = {
-        f: 0.0 if fields.get(f) not in (None, value) else ts - since
-        for f, (value, since) in state.held.items()
-    }
+    env["held"] = (
+        {
+            f: 0.0 if fields.get(f) not in (None, value) else ts - since
+            for f, (value, since) in state.held.items()
+        }
+        if state.held
+        else {}
+    )
     env["win"] = {}
     return env
 
@@ -147,11 +157,13 @@ def evaluate_reading(
         return []  # late or repeated: windows only
     env = _env(device, state, fields, ts, plan, extra)
     out: list[Transition] = []
-    for rule in plan.reading_rules:
+    rules = state.rules
+    for rule, trigger, clear in plan.steps:
         env["params"] = rule.params
         if rule.windows:
             env["win"] = _windows(rule, state, ts)
-        change = _step(rule, device, state.rule(rule.id), env, ts, wall)
+        rs = rules.get(rule.id) or state.rule(rule.id)
+        change = _step(rule, trigger, clear, device, rs, env, ts, wall)
         if change is not None:
             out.append(change)
     state.last_ts = ts
@@ -166,10 +178,11 @@ def evaluate_reading(
 
 
 def _step(
-    rule: Rule, device: Device, rs: RuleState, env: dict[str, Any], ts: float, wall: float
-) -> Transition | None:
+    rule: Rule, trigger: Any, clear: Any, device: Device, rs: RuleState, env: dict[str, Any],
+    ts: float, wall: float,
+) -> Transition | None:  # fmt: skip
     if rs.phase in ("idle", "pending"):
-        hit = compile_expr(rule.trigger or "False")(env)
+        hit = trigger.fn(env)
         if hit is None:
             return None
         if not hit:
@@ -181,10 +194,10 @@ def _step(
         if rs.count >= rule.count and ts - rs.since >= rule.for_s:
             return _open(rule, device, rs, env, ts)
         return None
-    if rule.clear is not None:
-        ok = compile_expr(rule.clear)(env)
+    if clear is not None:
+        ok = clear.fn(env)
     else:
-        hit = compile_expr(rule.trigger or "False")(env)
+        hit = trigger.fn(env)
         ok = None if hit is None else not hit
     if ok is None:
         return None

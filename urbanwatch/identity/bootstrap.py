@@ -4,14 +4,15 @@ admin exists. There is never a default password."""
 from __future__ import annotations
 
 import psycopg
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from urbanwatch import audit
 from urbanwatch.errors import UsageError
-from urbanwatch.identity import accounts
+from urbanwatch.identity import accounts, passwords
 from urbanwatch.identity.models import UserCreate
 from urbanwatch.identity.roles import Role
 from urbanwatch.queries import users as queries
+from urbanwatch.settings import Settings
 
 HOW_TO = (
     "no admin account yet: create one with `urbanwatch users add NAME --role admin` "
@@ -19,10 +20,11 @@ HOW_TO = (
 )
 
 
-def ensure_admin(
-    conn: psycopg.Connection, username: str, password: SecretStr | None, actor: audit.Actor
-) -> str | None:
+def ensure_admin(conn: psycopg.Connection, settings: Settings, actor: audit.Actor) -> str | None:
     """A line saying what happened, or None when an admin exists already."""
+    username = settings.urbanwatch_admin_username
+    password = settings.urbanwatch_admin_password
+    passwords.apply_settings(settings)
     if queries.count_active_admins(conn) > 0:
         return None
     if password is None:

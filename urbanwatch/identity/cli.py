@@ -16,7 +16,7 @@ from pydantic import SecretStr, ValidationError
 
 from urbanwatch import audit, db
 from urbanwatch.errors import RuntimeProblem, UsageError
-from urbanwatch.identity import accounts
+from urbanwatch.identity import accounts, passwords
 from urbanwatch.identity.errors import IdentityError
 from urbanwatch.identity.models import ApiKeyCreate, UserCreate, UserUpdate
 from urbanwatch.identity.passwords import check_policy
@@ -58,6 +58,7 @@ def _invalid(exc: ValidationError) -> UsageError:
 
 
 def _run(settings: Settings, action: Any) -> Any:
+    passwords.apply_settings(settings)
     with db.connect(settings.database_url) as conn:
         try:
             with conn.transaction():
@@ -175,12 +176,21 @@ def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _no_password_on_argv(text: str) -> str:
+    raise argparse.ArgumentTypeError(
+        "passwords are not taken on the command line (shell history, ps): use the prompt or "
+        "--password-stdin"
+    )
+
+
 def _password_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of standard input instead of a prompt",
     )
+    # Caught by name so that argparse neither takes it for --password-stdin nor echoes it.
+    p.add_argument("--password", type=_no_password_on_argv, help=argparse.SUPPRESS)
 
 
 def register_users(sub: Any) -> None:

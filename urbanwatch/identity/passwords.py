@@ -11,12 +11,30 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from urbanwatch.settings import Settings
+
 # NIST SP 800-63B: at least 8 characters, allow long passphrases; we ask for 12. The cap keeps
 # one login from costing more than hashing a page of text.
 MIN_LENGTH = 12
 MAX_LENGTH = 1024
 
-_HASHER = PasswordHasher()  # argon2id, t=3, m=64 MiB, p=4 (RFC 9106 "second recommended")
+# argon2id, t=3, m=64 MiB, p=4 (RFC 9106 "second recommended"); `configure` changes it.
+_HASHER = PasswordHasher()
+
+
+def configure(memory_kib: int, time_cost: int, parallelism: int) -> None:
+    """Set the cost of new hashes for this process (settings PASSWORD_HASH_*): hashes made
+    with other parameters still verify, and are redone at the next sign-in."""
+    global _HASHER
+    if (memory_kib, time_cost, parallelism) != (
+        _HASHER.memory_cost,
+        _HASHER.time_cost,
+        _HASHER.parallelism,
+    ):
+        _HASHER = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
+        )
+        _dummy_hash.cache_clear()
 
 
 def check_policy(password: str) -> str:
@@ -30,6 +48,15 @@ def check_policy(password: str) -> str:
     if "\x00" in password:
         raise ValueError("must not contain NUL characters")
     return password
+
+
+def apply_settings(settings: Settings) -> None:
+    """The PASSWORD_HASH_* settings, for this process."""
+    configure(
+        settings.password_hash_memory_kib,
+        settings.password_hash_time_cost,
+        settings.password_hash_parallelism,
+    )
 
 
 def hash_password(password: str) -> str:

@@ -9,7 +9,7 @@ file and nothing else changes (the engineer adding lighting or water touches no 
 A ratio whose denominator is 0 has no value ("no data"), never 0 % and never an error.
 Each value carries its numerator, denominator, exclusions and the configuration defaults it
 used, so `kpi_daily` can store them and an auditor can reproduce any past figure
-(DOMAIN.md §6).
+(docs/domain.md §6).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import psycopg
 Unit = Literal["%", "count", "km", "ratio"]
 Better = Literal["higher", "lower"]
 NO_DATA = "no data"
-# Ledger dates and snapshot days are local calendar days (DOMAIN.md §0).
+# Ledger dates and snapshot days are local calendar days (docs/domain.md §0).
 LOCAL = ZoneInfo("Asia/Shanghai")
 
 
@@ -101,10 +101,10 @@ class KpiSpec:
     title_en: str
     unit: Unit
     better: Better
-    section: str  # DOMAIN.md section with the formula, e.g. '§2.6'
+    section: str  # docs/domain.md section with the formula, e.g. '§2.6'
     compute: Compute
     items: Items | None = None
-    # Configuration the formula reads, with the proposed default (DOMAIN.md §7 gaps).
+    # Configuration the formula reads, with the proposed default (docs/domain.md §7 gaps).
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -1,4 +1,4 @@
-"""Manhole-cover KPIs (DOMAIN.md §2.6): pure formulas over ledger facts, and their specs.
+"""Manhole-cover KPIs (docs/domain.md §2.6): pure formulas over ledger facts, and their specs.
 
 Defect rates count confirmed defects only (a sensor candidate counts once an inspector
 confirms it) and leave out NO_ANTIFALL, which has its own KPI (§2.5). "Remediated" means
@@ -92,7 +92,7 @@ def is_online(m: q.MonitorFact, at: datetime, default_s: int) -> bool:
 def online_rate(
     monitors: Sequence[q.MonitorFact], at: datetime, config: Mapping[str, Any]
 ) -> KpiValue:
-    """Online = any message within 2 × heartbeat + grace before `at` (DOMAIN.md §0)."""
+    """Online = any message within 2 × heartbeat + grace before `at` (docs/domain.md §0)."""
     installed = [m for m in monitors if m.installed_at is None or m.installed_at <= at.date()]
     online = [m for m in installed if is_online(m, at, int(config["offline_after_s"]))]
     return ratio(len(online), len(installed), defaults=config)
@@ -120,6 +120,17 @@ def _open_defects(
         d.model_dump(mode="json")
         for d in q.defects(conn, scope.districts)
         if _counted(d, as_of, exclude) and not _fixed(d, as_of)
+    ]
+
+
+def _unremediated(
+    conn: psycopg.Connection, as_of: date, scope: Scope, config: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """What keeps covers from being intact: confirmed defects not remediated by as_of."""
+    return [
+        d.model_dump(mode="json")
+        for d in q.defects(conn, scope.districts)
+        if _counted(d, as_of, ()) and not (d.remediated_on and d.remediated_on <= as_of)
     ]
 
 
@@ -164,7 +175,7 @@ _spec(
 _spec(
     "intact_rate", "窨井盖完好率", "cover intact rate",
     lambda c, d, s, cfg: intact_rate(q.covers(c, s.districts), q.defects(c, s.districts), d),
-    items=_open_defects, defaults={"exclude_types": []},
+    items=_unremediated,
 )  # fmt: skip
 _spec(
     "smart_coverage_rate_core", "核心区智能监管覆盖率", "smart coverage in the core area",

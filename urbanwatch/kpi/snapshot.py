@@ -1,6 +1,6 @@
 """Daily KPI snapshots (kpi_daily): every registered KPI, for the city, the central city,
 the county-level cities and each district, with numerator, denominator, exclusions and the
-configuration used. A day is recomputed by computing it again (late data, DOMAIN.md §6)."""
+configuration used. A day is recomputed by computing it again (late data, docs/domain.md §6)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import psycopg
 from urbanwatch.kpi.base import KpiSpec, KpiValue, Scope, effective_config, load_all
 from urbanwatch.queries import kpi as q
 
-# DOMAIN.md §6: readings may arrive up to 72 h late, so a run also redoes the 3 days before.
+# docs/domain.md §6: readings may arrive up to 72 h late, so a run also redoes the 3 days before.
 LATE_DAYS = 3
 
 

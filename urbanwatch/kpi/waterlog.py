@@ -1,4 +1,4 @@
-"""Waterlogging KPIs (DOMAIN.md §3.3, §3.6): points remediated per year, remediation rate
+"""Waterlogging KPIs (docs/domain.md §3.3, §3.6): points remediated per year, remediation rate
 (accepted, and verified by data; against the ledger and the frozen 2021 baseline), and
 积水 events per flood season from the depth readings."""
 

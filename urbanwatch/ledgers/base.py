@@ -72,6 +72,8 @@ def parse_bool(value: Any) -> bool | None:
 def parse_text(value: Any) -> str | None:
     if _blank(value):
         return None
+    if isinstance(value, list | dict | tuple | set):
+        raise ValueError("not text (a list or an object)")
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # Excel stores a typed number 12 as 12.0
     text = str(value).strip()
@@ -207,7 +209,9 @@ def register(spec: LedgerSpec) -> LedgerSpec:
 
 def all_ledgers() -> dict[str, LedgerSpec]:
     import urbanwatch.ledgers.hidden
+    import urbanwatch.ledgers.lighting
     import urbanwatch.ledgers.manhole
+    import urbanwatch.ledgers.water
     import urbanwatch.ledgers.waterlog  # noqa: F401  (each registers its ledgers)
 
     return dict(_REGISTRY)

@@ -159,13 +159,13 @@ def register(sub: Any) -> None:
         help="freeze the 2021 baseline of manhole_defects or waterlog_points",
         description="After the 2021 census is imported: from now on no row can join, leave "
         "or change its baseline_2021 flag, so rates against the baseline keep their "
-        "denominator (DOMAIN.md §2.6, §3.6).",
+        "denominator (docs/domain.md §2.6, §3.6).",
     )
     p.add_argument("ledger", choices=BASELINE_LEDGERS)
     p.set_defaults(func=cmd_freeze)
     p = lsub.add_parser(
         "verify",
-        help="verify accepted waterlogging points by data (DOMAIN.md §3.5)",
+        help="verify accepted waterlogging points by data (docs/domain.md §3.5)",
         description="For each accepted point with a depth sensor and a pending verification: "
         "the first rain event of >= 25 mm after acceptance (at the point's gauge, or the "
         "district's first) must stay under 15 cm at the sensor until 6 h after it ends; "

@@ -1,4 +1,4 @@
-"""Manhole cover ledgers (DOMAIN.md §2.4, §2.5): the cover inventory and its defects."""
+"""Manhole cover ledgers (docs/domain.md §2.4, §2.5): the cover inventory and its defects."""
 
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ DEFECTS = register(
                 "defect type",
                 ("类型",),
                 True,
-                " ".join(DEFECT_TYPES) + " (or 缺失 破损 高差 松动 错位 …, DOMAIN.md §2.5)",
+                " ".join(DEFECT_TYPES) + " (or 缺失 破损 高差 松动 错位 …, docs/domain.md §2.5)",
             ),
             Column("discovered_on", "发现日期", "discovered on", (), True, "date"),
             Column(

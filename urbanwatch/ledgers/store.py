@@ -41,7 +41,7 @@ def key_of(spec: LedgerSpec, row: Mapping[str, Any]) -> str:
     return "/".join(str(row[k]) for k in spec.key)
 
 
-def _database_reason(exc: psycopg.Error) -> str:
+def database_reason(exc: psycopg.Error) -> str:
     """The refused field and why, from a constraint or trigger error."""
     diag = exc.diag
     message = diag.message_primary or str(exc)
@@ -135,7 +135,7 @@ def import_rows(
                 with conn.transaction():
                     outcome = store_row(conn, spec, row, actor)
             except psycopg.errors.IntegrityError as exc:
-                report.errors.append((line, _database_reason(exc)))
+                report.errors.append((line, database_reason(exc)))
                 continue
             setattr(report, outcome, getattr(report, outcome) + 1)
         audit.record(

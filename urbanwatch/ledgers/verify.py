@@ -1,4 +1,4 @@
-"""Verification by data (DOMAIN.md §3.5): after a waterlogging point's works are accepted,
+"""Verification by data (docs/domain.md §3.5): after a waterlogging point's works are accepted,
 the next qualifying rain (an event of ≥ 25 mm) must stay under 15 cm at the point's sensor;
 else the point is `regressed` and an alert (WL_REGRESSED) is raised for its lead unit.
 

@@ -1,4 +1,4 @@
-"""积水点台账 (DOMAIN.md §3.4): the waterlogging points, their remediation and verification.
+"""积水点台账 (docs/domain.md §3.4): the waterlogging points, their remediation and verification.
 
 `verification` and `verified_on` are not imported: they are set by verification by data
 (urbanwatch.ledgers.verify, §3.5); an import leaves them as they are.

@@ -164,8 +164,14 @@ def load_states(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
     return {d: s for d, s in conn.execute(SELECT_STATES)}
 
 
-def load_devices(conn: psycopg.Connection) -> list[tuple[str, str, str | None, dict[str, Any]]]:
-    return [tuple(r) for r in conn.execute(SELECT_DEVICES)]  # type: ignore[misc]
+def load_devices(
+    conn: psycopg.Connection, ids: Sequence[str] | None = None
+) -> list[tuple[str, str, str | None, dict[str, Any]]]:
+    """(device_id, kind, district, attrs) of the registry's live devices (or of `ids`)."""
+    if ids is None:
+        return [tuple(r) for r in conn.execute(SELECT_DEVICES)]  # type: ignore[misc]
+    query = SELECT_DEVICES + " AND device_id = ANY(%s)"
+    return [tuple(r) for r in conn.execute(query, (list(ids),))]  # type: ignore[misc]
 
 
 def last_seen(conn: psycopg.Connection, within: timedelta) -> dict[str, datetime]:

@@ -143,8 +143,13 @@ class RouteFile(Strict):
     crews: dict[Name, Crew] = Field(min_length=1)
     routes: list[Route] = Field(min_length=1)
 
-    def resolve(self, kind: str, district: str | None, severity: str) -> Route | None:
+    def resolve(
+        self, kind: str, district: str | None, severity: str, unit: str | None = None
+    ) -> Route | None:
         """The most specific route that matches (None only for a file without catch-all,
-        which `check_references` refuses)."""
+        which the loader refuses). An alert that names its unit (by id or Chinese name, e.g.
+        a ledger point's responsible unit) goes by that unit's routes when it has any."""
         found = [r for r in self.routes if r.matches(kind, district, severity)]
-        return max(found, key=Route.specificity, default=None)
+        uid = next((k for k, u in self.units.items() if unit in (k, u.name)), None)
+        own = [r for r in found if r.unit == uid]
+        return max(own or found, key=Route.specificity, default=None)
