@@ -91,7 +91,7 @@ wait_for() {  # wait_for WHAT COMMAND...: up to 20 s
 wait_for "ingest" grep -q "ready" "$LOGS/ingest.log"
 wait_for "the API" "$BIN/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$API_PORT/health')"
 
-IFS=, read -r DEV_USER DEV_PASSWORD _ _ _ _ DEV_TOPICS < <(grep '^device/' "$CREDENTIALS" | head -1)
+IFS=, read -r DEV_USER DEV_PASSWORD _ _ _ _ DEV_TOPICS < <(awk -F, '$4 == "device" {print; exit}' "$CREDENTIALS")
 cat <<MSG
 
 ─────────────────────────── broker accounts ─────────────────────────────
