@@ -1,4 +1,4 @@
-"""Street-lighting ledgers (DOMAIN.md §4.4–4.5): road segments and functional facilities.
+"""Street-lighting ledgers (docs/domain.md §4.4–4.5): road segments and functional facilities.
 
 A facility row is a lamp, pole, cabinet, circuit, cable or controller; landscape lighting
 (景观照明) may be listed with 景观照明=是 and is never counted by the plan KPIs. A lamp's

@@ -1,4 +1,4 @@
-"""Water ledgers (DOMAIN.md §5.1–5.7): DMAs, their meters, imported volumes and the supply
+"""Water ledgers (docs/domain.md §5.1–5.7): DMAs, their meters, imported volumes and the supply
 year's R3/R4 inputs.
 
 Volumes are in m³ (the KPI converts to 万m³ where CJJ 92's constants need it). A volume a
