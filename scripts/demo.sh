@@ -60,8 +60,7 @@ cat <<MSG
 ──────────────────────────── urbanwatch demo ────────────────────────────
  API and OpenAPI docs   http://127.0.0.1:$API_PORT/docs  (Authorize: the key below)
  viewer API key         $DEMO_KEY  (read-only, 7 days)
- devices                curl -H "X-API-Key: $DEMO_KEY" \
-                          'http://127.0.0.1:$API_PORT/devices?kind=waterlog&limit=5'
+ devices                curl -H "X-API-Key: $DEMO_KEY" 'http://127.0.0.1:$API_PORT/devices?kind=waterlog&limit=5'
  accounts               urbanwatch users add NAME --role admin   (docs/security.md)
  ingest rates           tail -f $LOGS/ingest.log
  readings (psql)        psql -h 127.0.0.1 urbanwatch -c "SELECT device_id, max(depth_cm)
