@@ -179,3 +179,21 @@ def test_compose_requires_the_api_secret_and_defaults_no_password():
     assert api_env["API_SECRET_KEY"] == "${API_SECRET_KEY:?set API_SECRET_KEY in .env}"
     assert migrate_env["URBANWATCH_ADMIN_PASSWORD"] == "${URBANWATCH_ADMIN_PASSWORD:-}"
     assert "API_SECRET_KEY" not in services["ingest"]["environment"]  # only the API holds it
+
+
+@pytest.mark.parametrize(
+    ("role", "own_unit", "alert_unit", "works"),
+    [
+        ("crew", "水务局", "水务局", True),
+        ("crew", "水务局", "城管局", False),
+        ("crew", "水务局", None, False),
+        ("viewer", None, "水务局", False),
+        ("operator", None, "城管局", True),
+        ("admin", None, None, True),
+    ],
+)
+def test_who_works_a_units_alerts(role, own_unit, alert_unit, works):
+    from api.auth import Principal
+
+    principal = Principal("user:x", Role(role), own_unit, "127.0.0.1")
+    assert principal.works_for(alert_unit) is works
