@@ -25,7 +25,7 @@ def create_app(settings: Settings) -> FastAPI:
     secret = settings.api_secret_key
     if secret is None or len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
         raise UsageError(
-            f"setting API_SECRET_KEY: {'unset' if secret is None else 'too short'}; the API "
+            f"setting API_SECRET_KEY: {'too short' if secret else 'unset'}; the API "
             f"signs its access tokens with it: set it to ≥ {MIN_SECRET_BYTES} random bytes, e.g. "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
         )
