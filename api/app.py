@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import declare_roles
 from api.docs import add_docs
-from api.routes import audit, auth, devices, districts, health, keys, users
+from api.routes import audit, auth, devices, districts, health, keys, kpis, ledgers, targets, users
 from urbanwatch import __version__, db
 from urbanwatch.errors import UsageError
 from urbanwatch.identity import passwords
@@ -55,6 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(devices.router)
     for identity in (auth, users, keys, audit):
         app.include_router(identity.router)
+    for plan in (targets, kpis, ledgers):  # issue #11: the plan, its KPIs and ledgers
+        app.include_router(plan.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(psycopg.DataError, _unstorable_value)
     declare_roles(app)

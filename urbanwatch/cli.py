@@ -26,6 +26,7 @@ import psycopg
 from urbanwatch import __version__, db, registry
 from urbanwatch.arguments import positive_number, whole_number
 from urbanwatch.audit import Actor
+from urbanwatch.credentials import cli as credentials_cli
 from urbanwatch.errors import EXIT_INTERRUPTED, EXIT_USAGE, RuntimeProblem, UsageError, explain
 from urbanwatch.identity.bootstrap import ensure_admin
 from urbanwatch.migrate import migrate
@@ -184,6 +185,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_devices_import)
     p = dsub.add_parser("count", help="devices per kind and district")
     p.set_defaults(func=cmd_devices_count)
+    credentials_cli.register_devices(dsub)  # broker accounts (issue #9)
 
     p = sub.add_parser(
         "rollup",

@@ -1,0 +1,308 @@
+"""`urbanwatch alerts run`: MQTT in, alert changes out, exactly once across restarts.
+
+Its own persistent MQTT 5 session (QoS 1, client id from alerts/session.py) on the
+telemetry and status topics under the prefix. Messages are evaluated in batches; each
+batch's alert changes, their events and the touched devices' state are committed in one
+transaction, and only then are the batch's messages acknowledged. Killed at any point, the
+engine restarts from the committed state and the broker redelivers what was not
+acknowledged; a redelivered reading is no newer than its device's state, so it changes
+nothing twice. Deadlines (minimum durations, offline) are rebuilt from the saved state and
+the last-seen times of the stored readings and status rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from alerts.engine import Engine
+from alerts.groups import GroupDetector
+from alerts.messages import Parsed, ReadingIn, parse
+from alerts.session import Claim
+from urbanwatch import db
+from urbanwatch.alerting import Device, RuleSet, default_rules
+from urbanwatch.errors import RuntimeProblem
+from urbanwatch.queries import alerts as q
+from urbanwatch.queries import rules as rule_queries
+from urbanwatch.settings import Settings, mqtt_host_port
+
+logger = logging.getLogger("alerts")
+LAST_SEEN_WINDOW = timedelta(days=3)  # readings older than ingest accepts do not matter
+REGISTRY_REFRESH_S = 600.0  # changed attributes (a lamp's rated power) reach the rules
+UNKNOWN_TTL_S = 30.0  # an id not in the registry is looked up again after this long
+PROFILE_TTL_S = 3600.0
+
+
+def stored_rules(conn: psycopg.Connection) -> tuple[int | None, RuleSet]:
+    """The stored rule set (validated), or the shipped defaults when none was loaded."""
+    data = rule_queries.load_rule_set_data(conn)
+    if data is None:
+        return None, default_rules()
+    return rule_queries.current_version(conn), RuleSet.model_validate(data)
+
+
+class AlertService:
+    def __init__(self, settings: Settings, detectors: Sequence[GroupDetector] = ()):
+        self.settings = settings
+        self.prefix = settings.mqtt_topic_prefix
+        self.claim = Claim(settings.database_url, self.prefix, settings.alerts_partitions)
+        self.detectors = detectors
+        self.inbox: queue.Queue[tuple[str, bytes, int, int, float]] = queue.Queue()
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.stats = {"messages": 0, "readings": 0, "changes": 0, "skipped": 0}
+        self.conn: psycopg.Connection | None = None
+        self.client: mqtt.Client | None = None
+        self.engine: Engine | None = None
+        self.rules_version: int | None = None
+        self._kinds: dict[str, str] = {}
+        self._registry_at = time.monotonic()
+        self._unknown: dict[str, float] = {}  # id -> when the registry last lacked it
+        self._profiles: dict[tuple[str, int], dict[str, float]] = {}
+        self._profiles_at = -PROFILE_TTL_S
+        self._rules_at = 0.0
+
+    # --- start-up ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        slot, client_id = self.claim.acquire(self.settings.alerts_claim_wait_s)
+        self.conn = db.connect(self.settings.database_url, name=client_id)
+        self.rules_version, rules = stored_rules(self.conn)
+        devices = self._load_devices()
+        self.engine = Engine(
+            rules, devices, (slot, self.settings.alerts_partitions), self.detectors
+        )
+        seen = {d: t.timestamp() for d, t in q.last_seen(self.conn, LAST_SEEN_WINDOW).items()}
+        self.engine.restore(q.load_states(self.conn), seen)
+        self.conn.commit()
+        self._connect(client_id)
+        logger.info(
+            "alerts engine %s: slot %d of %d, %d devices, %d rules",
+            client_id,
+            slot,
+            self.settings.alerts_partitions,
+            len(self.engine.devices),
+            len(rules.rules),
+        )
+
+    def _load_devices(self, ids: list[str] | None = None) -> list[Device]:
+        assert self.conn is not None
+        rows = q.load_devices(self.conn, ids)
+        self.conn.commit()
+        self._kinds.update({d: k for d, k, _, _ in rows})
+        return [Device(d, k, district, attrs or {}) for d, k, district, attrs in rows]
+
+    def _parse(
+        self, batch: list[tuple[str, bytes, int, int, float]]
+    ) -> tuple[Parsed, dict[str, float]]:
+        parsed, walls = Parsed(), {}
+        for topic, payload, _mid, _qos, wall in batch:
+            before_r, before_s = len(parsed.readings), len(parsed.status)
+            parse(self.prefix, topic, payload, self._kinds, parsed)
+            for r in parsed.readings[before_r:]:
+                walls[r.device_id] = wall
+            for s in parsed.status[before_s:]:
+                walls[s.device_id] = wall
+        return parsed, walls
+
+    def _learn(self, ids: set[str]) -> bool:
+        """Look up devices the engine has not met (registered since it started), in one
+        query per batch; an id still unknown is asked about again after UNKNOWN_TTL_S.
+        True when some were found."""
+        assert self.engine is not None
+        known, now = self.engine.devices, time.monotonic()
+        new = [
+            d
+            for d in ids
+            if d not in known
+            and self.engine.owns(d)
+            and now - self._unknown.get(d, -UNKNOWN_TTL_S) >= UNKNOWN_TTL_S
+        ]
+        if not new:
+            return False
+        found = self._load_devices(new)
+        self.engine.set_devices(found)
+        self._unknown.update({d: now for d in new if d not in known})
+        return bool(found)
+
+    def _connect(self, client_id: str) -> None:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if self.settings.mqtt_username:
+            password = self.settings.mqtt_password
+            client.username_pw_set(
+                self.settings.mqtt_username, password.get_secret_value() if password else None
+            )
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.alerts_session_expiry_s
+        host, port = mqtt_host_port(self.settings.mqtt_url)
+        try:
+            client.connect(host, port, clean_start=False, properties=props)
+        except OSError as exc:
+            raise RuntimeProblem(f"cannot reach the MQTT broker at {host}:{port}: {exc}") from exc
+        self.client = client
+        client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            logger.error("broker refused the connection: %s", reason)
+            return
+        client.subscribe([(f"{self.prefix}/+/+/telemetry", 1), (f"{self.prefix}/+/+/status", 1)])
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
+        if all(not c.is_failure for c in codes):
+            logger.info("alerts engine subscribed")
+            self.ready.set()
+        else:
+            logger.error("broker refused a subscription: %s", codes)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        self.inbox.put(
+            (message.topic, bytes(message.payload), message.mid, message.qos, time.time())
+        )
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self.step()
+        finally:
+            self.close()
+
+    def step(self) -> None:
+        """Take one batch (or wait for the next deadline), evaluate, commit, acknowledge."""
+        assert self.engine is not None and self.conn is not None
+        batch = self._take(self._timeout())
+        now = time.time()
+        parsed, walls = self._parse(batch)
+        if parsed.unknown and self._learn(parsed.unknown):
+            parsed, walls = self._parse(batch)  # gateway elements of devices just met
+        ids = {r.device_id for r in parsed.readings} | {s.device_id for s in parsed.status}
+        self._learn(ids)
+        changes = self._evaluate(parsed, walls)
+        changes += self.engine.on_tick(now)
+        states = self.engine.take_dirty()
+        if changes or states:
+            with self.conn.transaction():
+                for change in changes:
+                    q.apply_change(self.conn, change, self.engine.rules.reopen_within_s)
+                q.save_states(self.conn, states)
+            self.conn.commit()
+        if self.client is not None:
+            for _topic, _payload, mid, qos, _wall in batch:
+                if qos:
+                    self.client.ack(mid, qos)
+        self.stats["messages"] += len(batch)
+        self.stats["changes"] += len(changes)
+        self.stats["skipped"] += parsed.skipped
+        self._maybe_reload(now)
+
+    def _timeout(self) -> float:
+        assert self.engine is not None
+        due = self.engine.next_deadline()
+        wait = self.settings.alerts_flush_interval_s
+        return wait if due is None else max(0.0, min(wait, due - time.time()))
+
+    def _take(self, timeout: float) -> list[tuple[str, bytes, int, int, float]]:
+        try:
+            batch = [self.inbox.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(batch) < self.settings.alerts_batch_size:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _evaluate(self, parsed: Parsed, walls: dict[str, float]) -> list[q.Change]:
+        assert self.engine is not None
+        engine, changes = self.engine, []
+        parsed.readings.sort(key=lambda r: r.ts)  # a batch's readings in timestamp order
+        for reading in parsed.readings:
+            device = self._device(reading.device_id)
+            if device is None or device.kind != reading.kind:
+                continue
+            self.stats["readings"] += 1
+            extra = self._extra(device, reading)
+            changes += engine.on_reading(
+                device, reading.fields, reading.ts, walls[reading.device_id], extra
+            )
+        for status in parsed.status:
+            device = self._device(status.device_id)
+            if device is not None:
+                changes += engine.on_status(device, status.status, walls[status.device_id])
+        return changes
+
+    def _device(self, device_id: str) -> Device | None:
+        assert self.engine is not None
+        if not self.engine.owns(device_id):
+            return None
+        return self.engine.devices.get(device_id)
+
+    def _extra(self, device: Device, reading: ReadingIn) -> dict[str, Any] | None:
+        assert self.conn is not None
+        at = datetime.fromtimestamp(reading.ts, UTC)
+        if device.kind == "manhole" and reading.fields.get("cover_open"):
+            return {"work_window": q.work_window_covers(self.conn, device.device_id, at)}
+        if device.kind == "watermeter":
+            if time.monotonic() - self._profiles_at > PROFILE_TTL_S:
+                self._profiles = q.hourly_profiles(self.conn, datetime.now(UTC))
+                self._profiles_at = time.monotonic()
+            return {"profile": self._profiles.get((device.device_id, at.hour))}
+        return None
+
+    def _maybe_reload(self, now: float) -> None:
+        """A new rule set in the database replaces the rules; a broken one is logged and
+        the last good set kept."""
+        if time.monotonic() - self._registry_at > REGISTRY_REFRESH_S:
+            assert self.engine is not None
+            self.engine.set_devices(self._load_devices())
+            self._registry_at = time.monotonic()
+        if now - self._rules_at < self.settings.alerts_rules_poll_s:
+            return
+        assert self.conn is not None and self.engine is not None
+        self._rules_at = now
+        version = rule_queries.current_version(self.conn)
+        self.conn.commit()
+        if version is None or version == self.rules_version:
+            return
+        try:
+            _, rules = stored_rules(self.conn)
+        except ValueError as exc:
+            logger.error("rule set version %s refused, keeping the last good set: %s", version, exc)
+        else:
+            self.engine.set_rules(rules)
+            logger.info("rule set version %s loaded: %d rules", version, len(rules.rules))
+        finally:
+            self.conn.commit()
+        self.rules_version = version
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.loop_stop()
+            self.client.disconnect()
+            self.client = None
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        self.claim.release()

@@ -1,0 +1,233 @@
+"""What the alert engine writes and reads (migrations 008 and 011): alert transitions with
+their alert_events in the caller's transaction, per-device rule state, last-seen times,
+work windows and expected-value profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from urbanwatch.kinds import KINDS
+
+ENGINE = "engine"
+FIND_UNRESOLVED = """SELECT id, active FROM alerts
+                     WHERE rule_id = %s AND subject = %s AND status <> 'resolved' FOR UPDATE"""
+FIND_RECENT = """SELECT id FROM alerts
+                 WHERE rule_id = %s AND subject = %s AND status = 'resolved' AND resolved_at >= %s
+                 ORDER BY resolved_at DESC LIMIT 1 FOR UPDATE"""
+INSERT_ALERT = """INSERT INTO alerts (rule_id, subject, device_id, kind, district, severity,
+                      opened_at, last_fired_at, title, detail, parent_id, suppressed)
+                  VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"""
+REFIRE = """UPDATE alerts SET active = true, cleared_at = NULL, severity = %s, detail = %s,
+                last_fired_at = %s, updated_at = now() WHERE id = %s"""
+REOPEN = """UPDATE alerts SET status = 'open', active = true, cleared_at = NULL,
+                resolved_at = NULL, resolved_by = NULL, severity = %s, detail = %s,
+                last_fired_at = %s, flap_count = flap_count + 1, updated_at = now()
+            WHERE id = %s"""
+RESOLVE = """UPDATE alerts SET status = 'resolved', active = false, cleared_at = %s,
+                 resolved_at = %s, resolved_by = 'engine', updated_at = now() WHERE id = %s"""
+CLEAR = """UPDATE alerts SET active = false, cleared_at = %s, updated_at = now() WHERE id = %s"""
+UPDATE_GROUP = """UPDATE alerts SET severity = %s, detail = %s, updated_at = now() WHERE id = %s"""
+ATTACH = """UPDATE alerts SET parent_id = %s, suppressed = %s, updated_at = now()
+            WHERE rule_id = %s AND subject = %s AND status <> 'resolved'
+              AND (parent_id IS DISTINCT FROM %s OR suppressed <> %s)
+            RETURNING id, severity"""
+INSERT_EVENT = """INSERT INTO alert_events (alert_id, event, actor, severity, detail)
+                  VALUES (%s, %s, %s, %s, %s)"""
+UPSERT_STATE = """INSERT INTO alert_device_state (device_id, state, updated_at)
+                  VALUES (%s, %s, now())
+                  ON CONFLICT (device_id) DO UPDATE SET state = excluded.state,
+                                                        updated_at = excluded.updated_at"""
+SELECT_STATES = "SELECT device_id, state FROM alert_device_state"
+COVERING_WINDOW = """SELECT EXISTS (SELECT FROM work_windows
+                     WHERE device_id = %s AND starts_at <= %s AND ends_at > %s)"""
+SELECT_DEVICES = """SELECT device_id, kind, district, attrs FROM devices
+                    WHERE status NOT IN ('planned', 'retired')"""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One alert change: `open` / `clear` for a rule on a subject (a device or a group)."""
+
+    action: str  # open | clear | update
+    rule_id: str
+    subject: str
+    kind: str
+    severity: str
+    title: str
+    at: datetime  # when it happened (reading time, or the deadline)
+    started: datetime  # when the condition began (opened_at)
+    device_id: str | None = None
+    district: str | None = None
+    auto_resolve: bool = True
+    detail: dict[str, Any] = field(default_factory=dict)
+    # Group alerts: the (rule_id, subject) of the alerts to put under this one.
+    children: tuple[tuple[str, str], ...] = ()
+    suppress_children: bool = False
+
+
+def apply_change(conn: psycopg.Connection, change: Change, reopen_within_s: float) -> int | None:
+    """Write one change and its event; returns the alert id, or None when nothing changed
+    (the alert is already open, or there is nothing to clear)."""
+    key = (change.rule_id, change.subject)
+    row = conn.execute(FIND_UNRESOLVED, key).fetchone()
+    detail = {**change.detail, "at": change.at.isoformat()}
+    if change.action == "open":
+        alert_id = _open(conn, change, row, detail, reopen_within_s)
+    elif row is None:
+        return None
+    elif change.action == "update":
+        alert_id = row[0]
+        conn.execute(UPDATE_GROUP, (change.severity, Jsonb(detail), alert_id))
+        _event(conn, alert_id, "updated", change.severity, detail)
+    elif not row[1]:
+        return None  # already cleared
+    else:
+        alert_id = row[0]
+        if change.auto_resolve:
+            conn.execute(RESOLVE, (change.at, change.at, alert_id))
+            _event(conn, alert_id, "resolved", change.severity, detail)
+        else:
+            conn.execute(CLEAR, (change.at, alert_id))
+            _event(conn, alert_id, "cleared", change.severity, detail)
+    if alert_id is not None and change.children:
+        _attach(conn, alert_id, change)
+    return alert_id
+
+
+def _open(
+    conn: psycopg.Connection, change: Change, row: Any, detail: dict[str, Any], reopen_s: float
+) -> int | None:
+    if row is not None:
+        if row[1]:
+            return None  # one open alert per (rule, subject): nothing new
+        conn.execute(REFIRE, (change.severity, Jsonb(detail), change.at, row[0]))
+        _event(conn, row[0], "refired", change.severity, detail)
+        return int(row[0])
+    since = change.at - timedelta(seconds=reopen_s)
+    recent = conn.execute(FIND_RECENT, (change.rule_id, change.subject, since)).fetchone()
+    if recent is not None:
+        conn.execute(REOPEN, (change.severity, Jsonb(detail), change.at, recent[0]))
+        _event(conn, recent[0], "reopened", change.severity, detail)
+        return int(recent[0])
+    new = conn.execute(
+        INSERT_ALERT,
+        (
+            change.rule_id,
+            change.subject,
+            change.device_id,
+            change.kind,
+            change.district,
+            change.severity,
+            change.started,
+            change.at,
+            change.title,
+            Jsonb(detail),
+            None,
+            False,
+        ),
+    ).fetchone()
+    assert new is not None
+    _event(conn, new[0], "opened", change.severity, detail)
+    return int(new[0])
+
+
+def _attach(conn: psycopg.Connection, parent: int, change: Change) -> None:
+    """Put the children under the group alert; suppressed ones are not notified."""
+    flag = change.suppress_children
+    for rule_id, subject in change.children:
+        for child_id, severity in conn.execute(
+            ATTACH, (parent, flag, rule_id, subject, parent, flag)
+        ).fetchall():
+            event = "suppressed" if flag else "updated"
+            _event(conn, child_id, event, severity, {"parent_id": parent})
+
+
+def _event(
+    conn: psycopg.Connection, alert_id: int, event: str, severity: str, detail: dict[str, Any]
+) -> None:
+    conn.execute(INSERT_EVENT, (alert_id, event, ENGINE, severity, Jsonb(detail)))
+
+
+def save_states(conn: psycopg.Connection, states: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    if states:
+        with conn.cursor() as cur:
+            cur.executemany(UPSERT_STATE, [(d, Jsonb(s)) for d, s in states])
+
+
+def load_states(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
+    return {d: s for d, s in conn.execute(SELECT_STATES)}
+
+
+def load_devices(
+    conn: psycopg.Connection, ids: Sequence[str] | None = None
+) -> list[tuple[str, str, str | None, dict[str, Any]]]:
+    """(device_id, kind, district, attrs) of the registry's live devices (or of `ids`)."""
+    if ids is None:
+        return [tuple(r) for r in conn.execute(SELECT_DEVICES)]  # type: ignore[misc]
+    query = SELECT_DEVICES + " AND device_id = ANY(%s)"
+    return [tuple(r) for r in conn.execute(query, (list(ids),))]  # type: ignore[misc]
+
+
+def last_seen(conn: psycopg.Connection, within: timedelta) -> dict[str, datetime]:
+    """Each device's newest message (reading or status) received within `within`."""
+    since = datetime.now(UTC) - within
+    parts = [
+        f"SELECT device_id, max(received_at) FROM {k}_readings WHERE received_at >= %s "
+        "GROUP BY device_id"
+        for k in KINDS
+    ]
+    parts.append(
+        "SELECT device_id, max(received_at) FROM device_status WHERE received_at >= %s "
+        "AND status <> 'offline' GROUP BY device_id"
+    )
+    seen: dict[str, datetime] = {}
+    for device_id, at in conn.execute(" UNION ALL ".join(parts), [since] * len(parts)):
+        if device_id not in seen or at > seen[device_id]:
+            seen[device_id] = at
+    return seen
+
+
+def work_window_covers(conn: psycopg.Connection, device_id: str, at: datetime) -> bool:
+    row = conn.execute(COVERING_WINDOW, (device_id, at, at)).fetchone()
+    return bool(row and row[0])
+
+
+def hourly_profiles(
+    conn: psycopg.Connection, now: datetime, days: int = 7
+) -> dict[tuple[str, int], dict[str, float]]:
+    """(device, hour of day UTC) -> median of that hour's average flow and pressure over
+    the last `days` days, from the watermeter rollups: the expected values for
+    WS_FLOW_ANOMALY and WS_PRESSURE_DROP."""
+    rows = conn.execute(
+        """SELECT device_id, extract(hour FROM bucket)::int AS h,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY avg_flow_m3_h),
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY avg_pressure_mpa)
+           FROM watermeter_hourly WHERE bucket >= %s AND bucket < %s
+           GROUP BY device_id, h""",
+        (now - timedelta(days=days), now - timedelta(hours=1)),
+    )
+    out: dict[tuple[str, int], dict[str, float]] = {}
+    for device_id, hour, flow, pressure in rows:
+        values = {
+            k: float(v)
+            for k, v in (("flow_m3_h", flow), ("pressure_mpa", pressure))
+            if v is not None
+        }
+        out[(device_id, hour)] = values
+    return out
+
+
+def unresolved(conn: psycopg.Connection, rule_ids: Iterable[str] | None = None) -> list[Any]:
+    """(rule_id, subject, status, active, severity) of every unresolved alert."""
+    query = (
+        "SELECT rule_id, subject, status, active, severity FROM alerts WHERE status <> 'resolved'"
+    )
+    if rule_ids is None:
+        return conn.execute(query + " ORDER BY id").fetchall()
+    return conn.execute(query + " AND rule_id = ANY(%s) ORDER BY id", (list(rule_ids),)).fetchall()
