@@ -3,6 +3,8 @@
 # with the `demo` scenario: within two minutes a cloudburst floods the unremediated points, a
 # cover opens, a DMA bursts, a lighting circuit burns by day or loses supply at night and a gas
 # reading rises; more events follow every few minutes (simulators/scenarios/demo.yaml).
+# The alert engine raises alerts from the same stream and the notifier delivers them to a local
+# webhook receiver (the shipped routes' ops-webhook, port 9080), whose log the banner names.
 # Ctrl-C stops everything cleanly.
 # The demo runs its own Mosquitto that enforces broker accounts (docs/security-devices.md):
 # on port 1884 (or a free one), configured under .demo/mosquitto/; every device, gateway and
@@ -28,7 +30,23 @@ if [ -z "${API_SECRET_KEY:-}" ]; then
 fi
 export API_SECRET_KEY
 
+# The shipped routes sign webhooks with URBANWATCH_WEBHOOK_SECRET; the demo's receiver checks it.
+if [ -z "${URBANWATCH_WEBHOOK_SECRET:-}" ]; then
+    if [ ! -s "$LOGS/webhook-secret" ]; then
+        (umask 077; "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$LOGS/webhook-secret")
+    fi
+    URBANWATCH_WEBHOOK_SECRET="$(cat "$LOGS/webhook-secret")"
+fi
+export URBANWATCH_WEBHOOK_SECRET
+RECEIVER_PORT=9080  # the shipped routes' ops-webhook
+if ! "$BIN/python" -c "import socket; socket.create_server(('127.0.0.1', $RECEIVER_PORT)).close()" 2>/dev/null; then
+    echo "demo: port $RECEIVER_PORT is taken: the demo's webhook receiver needs it (stop what uses it)" >&2
+    exit 1
+fi
+
 "$BIN/urbanwatch" migrate
+"$BIN/urbanwatch" targets load >/dev/null            # the plan's targets T1-T10 (kept if edited)
+"$BIN/urbanwatch" alerts routes load >"$LOGS/routes.log"  # the shipped routing
 
 # A read-only (viewer) API key for trying the API; only its hash is stored, so a new one is
 # made per run (`urbanwatch keys list` shows them, `urbanwatch keys revoke ID` ends one).
@@ -37,7 +55,7 @@ DEMO_KEY="$("$BIN/urbanwatch" keys create --name "make demo" --role viewer --exp
 pids=()
 cleanup() {
     trap - EXIT INT TERM
-    echo; echo "demo: stopping ingest, the API, the rollup timer and the demo broker"
+    echo; echo "demo: stopping ingest, the alert engine, the notifier, the API, the rollup timer and the demo broker"
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
 }
@@ -88,9 +106,20 @@ rm -f "$CREDENTIALS"
 password_of() { grep "^service/$1," "$CREDENTIALS" | cut -d, -f2; }
 INGEST_PASSWORD=$(password_of ingest)
 SIMULATOR_PASSWORD=$(password_of simulator)
+ALERTS_PASSWORD=$(password_of alerts)
+NOTIFY_PASSWORD=$(password_of notify)
 
 MQTT_USERNAME=service/ingest MQTT_PASSWORD="$INGEST_PASSWORD" \
     "$BIN/urbanwatch" ingest >"$LOGS/ingest.log" 2>&1 &
+pids+=($!)
+MQTT_USERNAME=service/alerts MQTT_PASSWORD="$ALERTS_PASSWORD" \
+    "$BIN/urbanwatch" alerts run >"$LOGS/alerts.log" 2>&1 &
+pids+=($!)
+"$BIN/urbanwatch" alerts receiver --port "$RECEIVER_PORT" --secret-env URBANWATCH_WEBHOOK_SECRET \
+    --log "$LOGS/webhook.jsonl" >"$LOGS/webhook.log" 2>&1 &
+pids+=($!)
+MQTT_USERNAME=service/notify MQTT_PASSWORD="$NOTIFY_PASSWORD" \
+    "$BIN/urbanwatch" alerts notify >"$LOGS/notify.log" 2>&1 &
 pids+=($!)
 "$BIN/urbanwatch" api >"$LOGS/api.log" 2>&1 &
 pids+=($!)
@@ -103,6 +132,8 @@ wait_for() {  # wait_for WHAT COMMAND...: up to 20 s
     echo "demo: $what did not come up; see $LOGS/" >&2; exit 1
 }
 wait_for "ingest" grep -q "ready" "$LOGS/ingest.log"
+wait_for "the alert engine" grep -q "alerts engine subscribed" "$LOGS/alerts.log"
+wait_for "the webhook receiver" grep -q "receiving on" "$LOGS/webhook.log"
 wait_for "the API" "$BIN/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$API_PORT/health')"
 
 IFS=, read -r DEV_USER DEV_PASSWORD _ _ _ _ DEV_TOPICS < <(awk -F, '$4 == "device" {print; exit}' "$CREDENTIALS")
@@ -123,6 +154,12 @@ cat <<MSG
  devices                curl -H "X-API-Key: $DEMO_KEY" 'http://127.0.0.1:$API_PORT/devices?kind=waterlog&limit=5'
  accounts               urbanwatch users add NAME --role admin   (docs/security.md)
  ingest rates           tail -f $LOGS/ingest.log
+ alerts as delivered    tail -f $LOGS/webhook.log   (the signed webhooks the crews' route sends;
+                          every delivery as JSON in $LOGS/webhook.jsonl)
+ open alerts (psql)     psql -h 127.0.0.1 urbanwatch -c "SELECT opened_at, severity, rule_id,
+                          subject, title FROM alerts WHERE status <> 'resolved' ORDER BY opened_at"
+ engine, notifier       $LOGS/alerts.log, $LOGS/notify.log
+ plan progress          $BIN/urbanwatch report   (targets T1-T10; KPIs after \`urbanwatch kpi snapshot\`)
  readings (psql)        psql -h 127.0.0.1 urbanwatch -c "SELECT device_id, max(depth_cm)
                           FROM waterlog_readings WHERE ts > now() - interval '15 min'
                           GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT 5"
@@ -158,3 +195,10 @@ with psycopg.connect(os.environ["DATABASE_URL"]) as c:
 PY
 )"
 echo "$MSG_END"
+echo "demo: alerts raised: $("$BIN/python" - <<'PY'
+import os, psycopg
+with psycopg.connect(os.environ["DATABASE_URL"]) as c:
+    rows = c.execute("SELECT rule_id, count(*) FROM alerts GROUP BY 1 ORDER BY 2 DESC").fetchall()
+    print(", ".join(f"{rule} {n}" for rule, n in rows) or "none")
+PY
+); webhook deliveries: $(wc -l <"$LOGS/webhook.jsonl" 2>/dev/null || echo 0)"
