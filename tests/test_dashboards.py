@@ -62,7 +62,14 @@ def test_json_round_trips_through_the_sdk_models(board):
 def test_uids_are_unique_and_stable_and_folders_known():
     uids = [b["uid"] for b in BOARDS_JSON]
     assert len(set(uids)) == len(uids)
-    assert set(uids) == {"uw-live", "uw-manhole", "uw-waterlog", "uw-streetlight", "uw-water"}
+    assert set(uids) == {
+        "uw-plan",
+        "uw-live",
+        "uw-manhole",
+        "uw-waterlog",
+        "uw-streetlight",
+        "uw-water",
+    }
     assert {p.parent.name for p in JSON_DIR.glob("*/*.json")} <= {f.uid for f in FOLDERS}
 
 

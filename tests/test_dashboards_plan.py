@@ -1,0 +1,67 @@
+"""The plan-progress board decides each target's status as the API does (urbanwatch/plan/
+report.py + urbanwatch/kpi/status.py) wherever the daily snapshots it reads hold what the API
+would compute: the as-of day, the deadline and two days of trend (dashboards/plan_sql.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+
+from dashboards.build import load_json
+from dashboards.macros import QueryContext, expand
+from tests.dashboards_fill_plan import PAST_DAYS
+from tests.test_dashboards_sql import MULTI, all_values, filled, reader, run_as_grafana
+from urbanwatch.kpi import snapshot
+from urbanwatch.kpi.base import load_all
+from urbanwatch.plan import report
+from urbanwatch.plan.targets import load_seed
+from urbanwatch.queries import targets as target_queries
+
+__all__ = ["filled", "reader"]  # the fixtures this module shares
+
+
+def _panel(uid: str, panel_id: int) -> dict:
+    board = next(b for _f, b in load_json() if b["uid"] == uid)
+    return next(p for p in board["panels"] if p["id"] == panel_id)
+
+
+def _board_status(conn, as_of: date, timescaledb: bool) -> dict[str, tuple[str, object]]:
+    # The end of the range at 20:00 local on the as-of day (12:00 UTC): the board's as-of.
+    end = datetime.combine(as_of, time(12), tzinfo=UTC)
+    ctx = QueryContext(
+        end - timedelta(days=30), end, timedelta(hours=1), timescaledb, all_values(conn), MULTI
+    )
+    sql = _panel("uw-plan", 1)["targets"][0]["rawSql"]
+    columns, rows = run_as_grafana(conn, expand(sql, ctx))
+    at = {c: i for i, c in enumerate(columns)}
+    return {r[at["id"]]: (r[at["状态 status"]], r[at["当前值 value"]]) for r in rows}
+
+
+@pytest.mark.parametrize("as_of", [date(2023, 6, 30), date(2024, 7, 3)])
+def test_board_status_is_the_apis(reader, as_of):
+    conn, timescaledb = reader
+    board = _board_status(conn, as_of, timescaledb)
+    registry = load_all()
+    scopes = {s.name: s for s in snapshot.scopes(conn)}
+    targets = target_queries.list_targets(conn)
+    assert {t.id for t in targets} == set(board)
+    seen = set()
+    for target in targets:
+        spec = registry.get(target.kpi) if target.kpi else None
+        scope = scopes[target.district or target.scope]
+        assessment, _ = report.assess_target(conn, target, spec, scope, as_of, None)
+        status, value = board[target.id]
+        assert status == assessment.status, (target.id, as_of, assessment.reasoning)
+        if assessment.value is not None and not (target.deadline and as_of > target.deadline):
+            assert float(value) == pytest.approx(assessment.value, abs=0.01), target.id
+        seen.add(status)
+    # The fill gives the board more than one colour to draw on each day.
+    assert len(seen) >= 2, seen
+    if as_of < date(2023, 12, 31):
+        assert "at_risk" in seen, "a trend to a deadline ahead is drawn"
+
+
+def test_snapshot_days_cover_the_deadlines():
+    """The equivalence above needs a snapshot on every deadline the targets name."""
+    assert {t.deadline for t in load_seed() if t.deadline} <= set(PAST_DAYS)
