@@ -128,6 +128,11 @@ def test_every_variable_used_is_defined_before_use(board):
         for target in panel.get("targets", []):
             missing = used_variables(target["rawSql"]) - set(defined)
             assert not missing, f"panel {panel['id']} uses undefined {missing}"
+        missing = used_variables(panel["title"] + json.dumps(panel.get("fieldConfig"))) - set(
+            defined
+        )
+        assert not missing, f"panel {panel['id']} title or links use undefined {missing}"
+    assert used_variables(json.dumps(board.get("links", []))) <= set(defined)
 
 
 @pytest.mark.parametrize("board", BOARDS_JSON, ids=lambda b: b["uid"])

@@ -65,3 +65,40 @@ def test_board_status_is_the_apis(reader, as_of):
 def test_snapshot_days_cover_the_deadlines():
     """The equivalence above needs a snapshot on every deadline the targets name."""
     assert {t.deadline for t in load_seed() if t.deadline} <= set(PAST_DAYS)
+
+
+def test_history_draws_the_targets_line_beside_its_value(reader):
+    conn, timescaledb = reader
+    end = datetime.combine(date(2024, 7, 3), time(12), tzinfo=UTC)
+    values = {**all_values(conn), "target": "T8a"}
+    ctx = QueryContext(date_start(end), end, timedelta(hours=1), timescaledb, values, MULTI)
+    _, rows = run_as_grafana(conn, expand(_panel("uw-plan", 5)["targets"][0]["rawSql"], ctx))
+    series = {metric: value for _t, metric, value in rows}
+    assert series["目标线 target <= 9.7"] == 9.7
+    kpi = [v for m, v in series.items() if m.startswith("T8a ")]
+    assert kpi and kpi[0] is not None
+
+
+def date_start(end: datetime) -> datetime:
+    return end - timedelta(days=365 * 3)
+
+
+def test_status_cells_are_coloured_for_every_status():
+    for panel_id in (1, 4):
+        panel = _panel("uw-plan", panel_id)
+        mapped = panel["fieldConfig"]["defaults"]["mappings"][0]["options"]
+        assert set(mapped) == {"met", "on_track", "at_risk", "missed", "no_data"}
+        assert {m["color"] for m in mapped.values()} >= {"green", "orange", "red"}
+        status = next(
+            o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "状态 status"
+        )
+        assert status["properties"][0]["value"] == {"type": "color-background"}
+
+
+def test_target_ids_link_to_the_api():
+    panel = _panel("uw-plan", 1)
+    link = next(o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "id")
+    assert link["properties"][0]["value"][0]["url"] == "${api}/targets/${__value.raw}"
+    board = next(b for _f, b in load_json() if b["uid"] == "uw-plan")
+    assert {x["url"] for x in board["links"]} == {"${api}/kpis", "${api}/targets"}
+    assert any(v["name"] == "api" for v in board["templating"]["list"])

@@ -203,6 +203,11 @@ def test_grafana_role_reads_no_secrets_and_writes_nothing(reader):
         "SELECT * FROM audit_log",
         "SELECT payload FROM dead_letters",
         "SELECT * FROM schema_migrations",
+        "SELECT message FROM notify_outbox",
+        "SELECT last_error FROM notify_outbox",
+        "SELECT config FROM notify_channels",
+        "SELECT error FROM notify_attempts",
+        "SELECT * FROM plan_target_history",
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             run_as_grafana(conn, sql)
