@@ -7,11 +7,20 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dashboards.build import load_json
 from dashboards.macros import QueryContext, expand
 from tests.dashboards_fill_plan import PAST_DAYS
-from tests.test_dashboards_sql import MULTI, all_values, filled, reader, run_as_grafana
+from tests.test_dashboards_sql import (
+    MULTI,
+    VARIABLE_TEXT,
+    all_values,
+    filled,
+    reader,
+    run_as_grafana,
+)
 from urbanwatch.kpi import snapshot
 from urbanwatch.kpi.base import load_all
 from urbanwatch.plan import report
@@ -102,3 +111,24 @@ def test_target_ids_link_to_the_api():
     board = next(b for _f, b in load_json() if b["uid"] == "uw-plan")
     assert {x["url"] for x in board["links"]} == {"${api}/kpis", "${api}/targets"}
     assert any(v["name"] == "api" for v in board["templating"]["list"])
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(target=VARIABLE_TEXT, district=st.lists(VARIABLE_TEXT, min_size=1, max_size=2))
+def test_any_target_or_district_typed_is_quoted_and_only_narrows(reader, target, district):
+    """The single-value `target` variable is sent unquoted by Grafana inside the panel's own
+    quotes: whatever is typed (quotes, backslashes, `$`, SQL) runs and selects only a
+    target with that id; districts no one has select nothing."""
+    conn, timescaledb = reader
+    ids = {r[0] for r in conn.execute("SELECT id FROM plan_targets")}
+    known = set(all_values(conn)["district"])
+    values = {**all_values(conn), "target": target, "district": district}
+    end = datetime.combine(date(2024, 7, 3), time(12), tzinfo=UTC)
+    ctx = QueryContext(date_start(end), end, timedelta(hours=1), timescaledb, values, MULTI)
+    for panel_id in (3, 4, 5, 6):
+        sql = _panel("uw-plan", panel_id)["targets"][0]["rawSql"]
+        _, rows = run_as_grafana(conn, expand(sql, ctx))
+        if target not in ids or (panel_id != 5 and not set(district) & known):
+            assert rows == [], (panel_id, target, district)
