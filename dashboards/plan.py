@@ -79,7 +79,8 @@ def targets_table() -> Table:
             "状态按 urbanwatch/kpi/status.py 的规则：达标 / 进度正常（近90天趋势到截止日达标）/ "
             "存在风险 / 未达标。Status as the API decides it: met, on track (the 90-day trend "
             "carried to the deadline meets the line), at risk, missed; from the daily snapshots "
-            "up to the end of the time range. Click an id for GET /targets/{id}."
+            "up to the end of the time range. Click an id for GET /targets/{id}, a KPI for the "
+            "list behind it (GET /kpis/{key}/items)."
         )
         .datasource(PG)
         .span(24)
@@ -93,6 +94,20 @@ def targets_table() -> Table:
                 id_val="links",
                 value=[
                     _link("目标详情 GET /targets/${__value.raw}", "${api}/targets/${__value.raw}")
+                ],
+            )
+        ],
+    )
+    panel = panel.override_by_name(
+        "kpi",
+        [
+            DynamicConfigValue(
+                id_val="links",
+                value=[
+                    _link(
+                        "清单 GET /kpis/${__value.raw}/items",
+                        '${api}/kpis/${__value.raw}/items?scope=${__data.fields["范围 scope"]}',
+                    )
                 ],
             )
         ],

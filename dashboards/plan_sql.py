@@ -102,7 +102,7 @@ SELECT s.id, s.title_zh || ' ' || s.title_en AS "目标 target",
        round(s.projection::numeric, 1) AS "截止预测 projection",
        s.days_left AS "距截止（天）days to deadline", s.deadline AS "截止 deadline",
        s.day AS "数据日 as of", s.clause_ref || ' ' || s.clause_zh AS "条款 clause",
-       array_to_string(s.lead_units, '、') AS "牵头单位 lead units"
+       array_to_string(s.lead_units, '、') AS "牵头单位 lead units", s.kpi
 FROM s ORDER BY {ID_ORDER}"""
 
 

@@ -4,6 +4,7 @@ would compute: the as-of day, the deadline and two days of trend (dashboards/pla
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -108,6 +109,11 @@ def test_target_ids_link_to_the_api():
     panel = _panel("uw-plan", 1)
     link = next(o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "id")
     assert link["properties"][0]["value"][0]["url"] == "${api}/targets/${__value.raw}"
+    items = next(o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "kpi")
+    url = items["properties"][0]["value"][0]["url"]
+    assert url == '${api}/kpis/${__value.raw}/items?scope=${__data.fields["范围 scope"]}'
+    columns = re.findall(r'AS "([^"]+)"', panel["targets"][0]["rawSql"])
+    assert "范围 scope" in columns
     board = next(b for _f, b in load_json() if b["uid"] == "uw-plan")
     assert {x["url"] for x in board["links"]} == {"${api}/kpis", "${api}/targets"}
     assert any(v["name"] == "api" for v in board["templating"]["list"])
