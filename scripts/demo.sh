@@ -18,7 +18,21 @@ export DATABASE_URL="${DATABASE_URL:-postgresql://127.0.0.1:5432/urbanwatch}"
 export MQTT_TOPIC_PREFIX="${MQTT_TOPIC_PREFIX:-urbanwatch}"
 export API_PORT="${API_PORT:-8000}"
 
+# The API signs access tokens with API_SECRET_KEY (docs/security.md): a random one per
+# checkout, kept in .demo/api-secret (mode 600) so tokens survive a restart of the demo.
+if [ -z "${API_SECRET_KEY:-}" ]; then
+    if [ ! -s "$LOGS/api-secret" ]; then
+        (umask 077; "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(48))' >"$LOGS/api-secret")
+    fi
+    API_SECRET_KEY="$(cat "$LOGS/api-secret")"
+fi
+export API_SECRET_KEY
+
 "$BIN/urbanwatch" migrate
+
+# A read-only (viewer) API key for trying the API; only its hash is stored, so a new one is
+# made per run (`urbanwatch keys list` shows them, `urbanwatch keys revoke ID` ends one).
+DEMO_KEY="$("$BIN/urbanwatch" keys create --name "make demo" --role viewer --expires 7d 2>/dev/null)"
 
 pids=()
 cleanup() {
@@ -91,7 +105,7 @@ wait_for() {  # wait_for WHAT COMMAND...: up to 20 s
 wait_for "ingest" grep -q "ready" "$LOGS/ingest.log"
 wait_for "the API" "$BIN/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$API_PORT/health')"
 
-IFS=, read -r DEV_USER DEV_PASSWORD _ _ _ _ DEV_TOPICS < <(grep '^device/' "$CREDENTIALS" | head -1)
+IFS=, read -r DEV_USER DEV_PASSWORD _ _ _ _ DEV_TOPICS < <(awk -F, '$4 == "device" {print; exit}' "$CREDENTIALS")
 cat <<MSG
 
 ─────────────────────────── broker accounts ─────────────────────────────
@@ -104,8 +118,10 @@ cat <<MSG
  accounts               $BIN/urbanwatch devices credentials list | head
 
 ──────────────────────────── urbanwatch demo ────────────────────────────
- API and OpenAPI docs   http://127.0.0.1:$API_PORT/docs
- devices                curl 'http://127.0.0.1:$API_PORT/devices?kind=waterlog&limit=5'
+ API and OpenAPI docs   http://127.0.0.1:$API_PORT/docs  (Authorize: the key below)
+ viewer API key         $DEMO_KEY  (read-only, 7 days)
+ devices                curl -H "X-API-Key: $DEMO_KEY" 'http://127.0.0.1:$API_PORT/devices?kind=waterlog&limit=5'
+ accounts               urbanwatch users add NAME --role admin   (docs/security.md)
  ingest rates           tail -f $LOGS/ingest.log
  readings (psql)        psql -h 127.0.0.1 urbanwatch -c "SELECT device_id, max(depth_cm)
                           FROM waterlog_readings WHERE ts > now() - interval '15 min'

@@ -34,7 +34,7 @@ from urbanwatch.settings import Settings
 
 # The command group the notify commands live under: ["alerts"] once `register_notify` is
 # joined into the engine's `alerts` command and the temporary `notify` entry point removed.
-GROUP = ["notify"]
+GROUP = ["alerts"]
 SECRET = "s3cret-for-tests"
 DING_SECRET = "SECtest-dingtalk"
 ENV = {"HOOK_SECRET": SECRET, "DING_URL": "", "DING_SECRET": DING_SECRET, "WECOM_URL": ""}

@@ -94,7 +94,8 @@ def test_no_secret_has_a_default_and_named_volumes_are_declared():
     text = (ROOT / "docker-compose.yml").read_text()
     for name in re.findall(r"(\w*PASSWORD\w*):", text):
         for value in re.findall(rf"{name}: (.*)", text):
-            assert re.fullmatch(r"\$\{\w+:\?[^}]+\}", value.strip()), f"{name}: {value}"
+            # required (:?) or optional and empty when unset (:-}), never a default value
+            assert re.fullmatch(r"\$\{\w+(:\?[^}]+|:-)\}", value.strip()), f"{name}: {value}"
     example = (ROOT / ".env.example").read_text()
     for secret in ("POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "GRAFANA_DB_PASSWORD"):
         assert re.search(rf"^{secret}=$", example, re.MULTILINE), secret
