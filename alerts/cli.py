@@ -8,6 +8,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from alerts.detectors import default_detectors
+from alerts.detectors.cli import register_daily
 from alerts.service import AlertService
 from alerts.session import ClaimRefused
 from urbanwatch import db
@@ -62,6 +64,7 @@ def register(sub: Any) -> None:
     p.add_argument("file", help="a YAML rule file")
     p.add_argument("--note", help="why (kept in the audit log)")
     p.set_defaults(func=cmd_load)
+    register_daily(asub)
 
 
 def read_rules(path: str | None) -> RuleSet:
@@ -97,7 +100,7 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    service = AlertService(settings)
+    service = AlertService(settings, detectors=default_detectors(settings))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: service.stop.set())
     try:

@@ -5,15 +5,31 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
+from api.auth import declare_roles
 from api.docs import add_docs
-from api.routes import devices, districts, health
+from api.routes import audit, auth, devices, districts, health, keys, kpis, ledgers, targets, users
 from urbanwatch import __version__, db
+from urbanwatch.errors import UsageError
+from urbanwatch.identity import passwords
+from urbanwatch.identity.tokens import MIN_SECRET_BYTES
 from urbanwatch.settings import Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
+    secret = settings.api_secret_key
+    if secret is None or len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+        raise UsageError(
+            f"setting API_SECRET_KEY: {'unset' if secret is None else 'too short'}; the API "
+            f"signs its access tokens with it: set it to ≥ {MIN_SECRET_BYTES} random bytes, e.g. "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+    passwords.apply_settings(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
@@ -36,4 +52,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(districts.router)
     app.include_router(devices.router)
+    for identity in (auth, users, keys, audit):
+        app.include_router(identity.router)
+    for plan in (targets, kpis, ledgers):  # issue #11: the plan, its KPIs and ledgers
+        app.include_router(plan.router)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    declare_roles(app)
     return app
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 body without the `input` of each error: the input may be a password."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})

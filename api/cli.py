@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import uvicorn
-
-from api.app import create_app
 from urbanwatch.settings import Settings
 
 
@@ -30,10 +27,15 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: `urbanwatch --help` (and every usage error) builds every command's
+    # parser, and the app with all its routes takes a second of CPU to import.
+    import uvicorn
+
+    from api.app import create_app
+
     host = args.host or settings.api_host
     port = args.port or settings.api_port
+    app = create_app(settings)  # refuses to start without API_SECRET_KEY
     print(f"urbanwatch API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    uvicorn.run(
-        create_app(settings), host=host, port=port, root_path=args.root_path, log_level="info"
-    )
+    uvicorn.run(app, host=host, port=port, root_path=args.root_path, log_level="info")
     return 0

@@ -130,6 +130,8 @@ def main() -> None:
     deadline = time.monotonic() + 60
     while qos and acked[0] < total and time.monotonic() < deadline:
         time.sleep(0.01)
+    sock.shutdown(socket.SHUT_RDWR)  # the reader's recv returns b"" and it ends on its own
+    reader.join(timeout=5)
     sock.close()
     out = {
         "messages": total,

@@ -4,14 +4,17 @@
 # cover opens, a DMA bursts, a lighting circuit burns by day or loses supply at night and a gas
 # reading rises; more events follow every few minutes (simulators/scenarios/demo.yaml).
 # Ctrl-C stops everything cleanly.
-# DEMO_DURATION=N stops after N seconds; DATABASE_URL, MQTT_URL as usual (README.md).
+# The demo runs its own Mosquitto that enforces broker accounts (docs/security-devices.md):
+# on port 1884 (or a free one), configured under .demo/mosquitto/; every device, gateway and
+# service gets a password, written to .demo/credentials.csv.
+# DEMO_DURATION=N stops after N seconds; DATABASE_URL as usual (README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 LOGS=.demo
-mkdir -p "$LOGS"
+BROKER="$LOGS/mosquitto"
+mkdir -p "$LOGS" "$BROKER/auth"
 export DATABASE_URL="${DATABASE_URL:-postgresql://127.0.0.1:5432/urbanwatch}"
-export MQTT_URL="${MQTT_URL:-mqtt://127.0.0.1:1883}"
 export MQTT_TOPIC_PREFIX="${MQTT_TOPIC_PREFIX:-urbanwatch}"
 export API_PORT="${API_PORT:-8000}"
 
@@ -20,13 +23,60 @@ export API_PORT="${API_PORT:-8000}"
 pids=()
 cleanup() {
     trap - EXIT INT TERM
-    echo; echo "demo: stopping ingest, the API and the rollup timer"
+    echo; echo "demo: stopping ingest, the API, the rollup timer and the demo broker"
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 
-"$BIN/urbanwatch" ingest >"$LOGS/ingest.log" 2>&1 &
+# --- the broker, enforcing accounts ------------------------------------------------------
+MQTT_PORT=$("$BIN/python" - <<'PY'
+import socket
+for port in (1884, 0):
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+            print(s.getsockname()[1])
+            break
+    except OSError:
+        continue
+PY
+)
+export MQTT_URL="mqtt://127.0.0.1:$MQTT_PORT"
+export BROKER_AUTH_DIR="$PWD/$BROKER/auth" BROKER_PID_FILE="$PWD/$BROKER/mosquitto.pid"
+if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then
+    export BROKER_AUTH_OWNER=mosquitto  # mosquitto drops root and must read the files
+fi
+: >"$BROKER/auth/passwd"; : >"$BROKER/auth/acl"  # nobody gets in until the first sync
+chmod 644 "$BROKER/auth/passwd" "$BROKER/auth/acl"
+cat >"$BROKER/mosquitto.conf" <<CONF
+listener $MQTT_PORT 127.0.0.1
+persistence false
+include_dir $PWD/deploy/mosquitto/conf.d
+# After the include: enforcement on (docs/security-devices.md).
+allow_anonymous false
+use_username_as_clientid true
+password_file $BROKER_AUTH_DIR/passwd
+acl_file $BROKER_AUTH_DIR/acl
+CONF
+"$(command -v mosquitto || echo /usr/sbin/mosquitto)" -c "$BROKER/mosquitto.conf" \
+    >"$LOGS/mosquitto.log" 2>&1 &
+pids+=($!)
+echo $! >"$BROKER_PID_FILE"
+
+# --- the fleet and its credentials -------------------------------------------------------
+"$BIN/urbanwatch" simulate fleet --scale small --seed 42 -q --out "$LOGS/fleet.csv" \
+    --truth "$LOGS/truth-fleet.json" >"$LOGS/fleet.log"
+CREDENTIALS="$LOGS/credentials.csv"
+rm -f "$CREDENTIALS"
+"$BIN/urbanwatch" devices credentials issue --all --rotate-existing -q --csv "$CREDENTIALS" \
+    --service ingest --service simulator --service alerts --service notify
+password_of() { grep "^service/$1," "$CREDENTIALS" | cut -d, -f2; }
+INGEST_PASSWORD=$(password_of ingest)
+SIMULATOR_PASSWORD=$(password_of simulator)
+
+MQTT_USERNAME=service/ingest MQTT_PASSWORD="$INGEST_PASSWORD" \
+    "$BIN/urbanwatch" ingest >"$LOGS/ingest.log" 2>&1 &
 pids+=($!)
 "$BIN/urbanwatch" api >"$LOGS/api.log" 2>&1 &
 pids+=($!)
@@ -41,7 +91,17 @@ wait_for() {  # wait_for WHAT COMMAND...: up to 20 s
 wait_for "ingest" grep -q "ready" "$LOGS/ingest.log"
 wait_for "the API" "$BIN/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$API_PORT/health')"
 
+IFS=, read -r DEV_USER DEV_PASSWORD _ _ _ _ DEV_TOPICS < <(grep '^device/' "$CREDENTIALS" | head -1)
 cat <<MSG
+
+─────────────────────────── broker accounts ─────────────────────────────
+ broker (enforcing)     $MQTT_URL  config $BROKER/mosquitto.conf, log $LOGS/mosquitto.log
+ credentials file       $CREDENTIALS (mode 0600; every device, gateway and service)
+ one device             username $DEV_USER  password $DEV_PASSWORD
+                        may publish to: $DEV_TOPICS
+ try it                 mosquitto_pub -p $MQTT_PORT -u '$DEV_USER' -P '$DEV_PASSWORD' \\
+                          -t '${DEV_TOPICS%% *}' -m '{"ts": $(date +%s)000, "battery_v": 3.5}'
+ accounts               $BIN/urbanwatch devices credentials list | head
 
 ──────────────────────────── urbanwatch demo ────────────────────────────
  API and OpenAPI docs   http://127.0.0.1:$API_PORT/docs
@@ -69,6 +129,7 @@ cat <<MSG
 
 MSG
 
+export MQTT_USERNAME=service/simulator MQTT_PASSWORD="$SIMULATOR_PASSWORD"
 args=(simulate run --scale small --seed 42 --scenario demo --stagger 20
       --truth "$LOGS/truth-demo.json")
 if [ -n "${DEMO_DURATION:-}" ]; then args+=(--duration "$DEMO_DURATION"); fi

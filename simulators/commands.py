@@ -194,6 +194,8 @@ def _connected_publisher(args: argparse.Namespace, settings: Settings) -> Publis
         client_id=args.client_id or f"urbanwatch-sim-{os.getpid()}",
         batch=args.batch,
         rate_cap=args.rate_cap,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
     )
     try:  # now, so that a wrong MQTT_URL fails before the slow part
         publisher.connect()

@@ -18,6 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators.devices import Device
+from urbanwatch.errors import RuntimeProblem
 from urbanwatch.settings import mqtt_host_port
 from urbanwatch.topics import gateway_topic, telemetry_topic
 
@@ -38,9 +39,12 @@ class Publisher:
         client_id: str,
         batch: int = 0,
         rate_cap: float | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ):
         """`batch` > 0 groups readings per gateway into arrays of up to that many;
-        `rate_cap` limits readings per second (None: as fast as the broker takes them)."""
+        `rate_cap` limits readings per second (None: as fast as the broker takes them);
+        `username`/`password`: the simulator's broker account (MQTT_USERNAME, MQTT_PASSWORD)."""
         self.prefix, self.batch, self.rate_cap = prefix, batch, rate_cap
         self.host, self.port = mqtt_host_port(mqtt_url)
         self.readings = 0
@@ -49,17 +53,22 @@ class Publisher:
         self._buffers: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._budget_t = 0.0
         self._connected = threading.Event()
+        self.refused: str | None = None  # the broker's reason when it refused the connection
         self._lock = threading.Lock()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
         self.client.max_inflight_messages_set(MAX_INFLIGHT)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             logger.error("broker refused the connection: %s", reason)
+            self.refused = str(reason)
+            self._connected.set()  # wake connect(), which reports it
             return
         self._connected.set()
 
@@ -73,6 +82,12 @@ class Publisher:
         if not self._connected.wait(CONNECT_TIMEOUT_S):
             self.client.loop_stop()
             raise ConnectionError(f"no MQTT connection to {self.host}:{self.port}")
+        if self.refused:
+            self.client.loop_stop()
+            raise RuntimeProblem(
+                f"the MQTT broker at {self.host}:{self.port} refused the connection: "
+                f"{self.refused} (check MQTT_USERNAME and MQTT_PASSWORD)"
+            )
         logger.info("publishing to %s:%d under %s/", self.host, self.port, self.prefix)
 
     def add(self, device: Device, payload: dict[str, Any]) -> None:

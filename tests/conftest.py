@@ -25,6 +25,7 @@ from hypothesis import settings
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from tests.mqtt_broker_auth import AuthBroker
 from urbanwatch.migrate import migrate, timescale_loadable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,3 +222,14 @@ def persistent_broker() -> Iterator[Broker]:
 @pytest.fixture
 def topic_prefix() -> str:
     return f"uwtest-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def auth_broker() -> Iterator[AuthBroker]:
+    """A broker of this test's own that enforces accounts and ACLs (tests/mqtt_broker_auth.py):
+    nobody gets in until `urbanwatch broker sync` writes its files."""
+    folder = Path(tempfile.mkdtemp(prefix="uw-broker-auth-"))
+    broker = AuthBroker(folder)
+    yield broker
+    broker.stop()
+    shutil.rmtree(folder, ignore_errors=True)

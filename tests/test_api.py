@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from urbanwatch.settings import Settings
+from tests.identity_support import api_settings, make_key
 
 LAMP = {
     "device_id": "sl-1",
@@ -22,7 +22,9 @@ LAMP = {
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=database_url))) as test_client:
+    app = create_app(api_settings(database_url))
+    headers = {"X-API-Key": make_key(database_url, "operator")}  # reads and device writes
+    with TestClient(app, headers=headers) as test_client:
         yield test_client
 
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tests.conftest import wait_for
-from urbanwatch.settings import Settings
+from tests.identity_support import SECRET, api_settings
 
 # src/href of <script>, <link> (stylesheet and favicon) and ReDoc's spec-url.
 ASSET_RE = re.compile(r'<(script|link)\b[^>]*?\b(?:src|href)="([^"]*)"')
@@ -30,7 +30,7 @@ MIN_BYTES = {".js": 100_000, ".css": 50_000, ".png": 500}
 
 @pytest.fixture
 def app(database_url: str):
-    return create_app(Settings(database_url=database_url))
+    return create_app(api_settings(database_url))
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_api_command_behind_a_prefix_stripping_proxy(database_url, tmp_path):
             "--root-path",
             "/city",
         ],
-        env={**os.environ, "DATABASE_URL": database_url},
+        env={**os.environ, "DATABASE_URL": database_url, "API_SECRET_KEY": SECRET},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

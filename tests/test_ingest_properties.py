@@ -33,9 +33,7 @@ POOL = 2000  # devices per kind: each example takes a fresh one, so no reading r
 TABLES = [f"{k}_readings" for k in KINDS] + ["dead_letters", "device_status"]
 # Every dead letter's reason starts with the path of what is wrong: `tilt_deg: …`,
 # `[2].ts: …`, `payload: …`, `topic: …`, `note.items[0]: …`, `[0].["a:b"]["\u0000"]: …`.
-NAMES_THE_FIELD = re.compile(
-    r'^(\.?(\[\d+\]|[A-Za-z_][A-Za-z0-9_-]*|\["(?:[^"\\]|\\.)*"\]))+: \S'
-)
+NAMES_THE_FIELD = re.compile(r'^(\.?(\[\d+\]|[A-Za-z_][A-Za-z0-9_-]*|\["(?:[^"\\]|\\.)*"\]))+: \S')
 SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

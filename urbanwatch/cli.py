@@ -25,7 +25,10 @@ import psycopg
 
 from urbanwatch import __version__, db, registry
 from urbanwatch.arguments import positive_number, whole_number
+from urbanwatch.audit import Actor
+from urbanwatch.credentials import cli as credentials_cli
 from urbanwatch.errors import EXIT_INTERRUPTED, EXIT_USAGE, RuntimeProblem, UsageError, explain
+from urbanwatch.identity.bootstrap import ensure_admin
 from urbanwatch.migrate import migrate
 from urbanwatch.queries import meta, rollups
 from urbanwatch.retry import Backoff, first_line
@@ -65,6 +68,10 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"created database {where}")
     names = ", ".join(f"{m.version:03d}_{m.name}" for m in result.applied)
     print(f"applied {len(result.applied)} migration(s){': ' + names if names else ' (up to date)'}")
+    with db.connect(settings.database_url) as conn:  # the first admin (docs/security.md)
+        said = ensure_admin(conn, settings, Actor.cli())
+    if said:
+        print(said)
     return 0
 
 
@@ -178,6 +185,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_devices_import)
     p = dsub.add_parser("count", help="devices per kind and district")
     p.set_defaults(func=cmd_devices_count)
+    credentials_cli.register_devices(dsub)  # broker accounts (issue #9)
 
     p = sub.add_parser(
         "rollup",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -81,9 +82,71 @@ class Settings(BaseSettings):
     # by the server within ~11 s).
     alerts_claim_wait_s: float = Field(15, ge=0)
 
+    # --- group detectors (issue #10, docs/alerts.md "Group detectors") ------------------
+    # Overrides of alerts/detectors/config.py as JSON: DETECTORS_CONFIG='{"dark_after_s": 600}'.
+    detectors_config: dict[str, Any] = Field(default_factory=dict)
+
+    # --- plan KPIs (issue #11) ------------------------------------------------
+    # Overrides of the proposed defaults (docs/domain.md §7) per KPI, as JSON: KPI_CONFIG=
+    # '{"manhole.online_rate": {"offline_after_s": 90000}}'. Reports name the values used.
+    kpi_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
     # --- api ----------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+
+    # --- identity (issue #9, docs/security.md) -------------------------------
+    # Signs the API's access tokens (HS256); required to serve the API, ≥ 32 bytes of random.
+    api_secret_key: SecretStr | None = None
+    # Access tokens are short-lived; a refresh token (rotating, revocable) gets the next one.
+    api_access_token_ttl_s: int = Field(900, ge=30, le=86400)
+    api_refresh_token_ttl_s: int = Field(7 * 86400, ge=300)
+    # Failed sign-ins tolerated per account and per client address within the window.
+    login_max_failures_per_account: int = Field(5, ge=1)
+    login_max_failures_per_client: int = Field(20, ge=1)
+    login_failure_window_s: int = Field(900, ge=1)
+    # argon2id cost of new password hashes (RFC 9106's second recommendation by default;
+    # OWASP's floor is 19 MiB, t=2, p=1). Tests lower it to keep hashing fast.
+    password_hash_memory_kib: int = Field(65536, ge=8192)
+    password_hash_time_cost: int = Field(3, ge=1)
+    password_hash_parallelism: int = Field(4, ge=1, le=64)
+    # `urbanwatch migrate` creates this admin when the password is set and no admin exists.
+    urbanwatch_admin_username: str = "admin"
+    urbanwatch_admin_password: SecretStr | None = None
+
+    # --- broker credentials (issue #9, docs/security-devices.md) -------------
+    # Where `urbanwatch broker sync` (and `devices credentials issue|rotate|revoke`) write
+    # Mosquitto's password and ACL files, and how the broker is told to reread them: SIGHUP
+    # to the pid in the pid file, or a command (`docker compose kill -s HUP mqtt`).
+    broker_auth_dir: Path | None = None
+    broker_pid_file: Path | None = None
+    broker_reload_command: str | None = None
+    # USER[:GROUP] given the files (the broker's own user, which must read them; needs root).
+    broker_auth_owner: str | None = None
+
+    # --- notify (alerts/notify, docs/notifications.md) -----------------------
+    # How often an idle notifier looks for events, deadlines and due retries.
+    notify_poll_s: float = Field(0.5, gt=0)
+    # A send in flight belongs to its notifier this long (a send times out after 10 s);
+    # a notifier killed mid-send leaves its rows to be sent again after it.
+    notify_lease_s: float = Field(60, gt=0)
+    # Retry a failed delivery after this, doubling per attempt up to the cap.
+    notify_retry_initial_s: float = Field(2, gt=0)
+    notify_retry_max_s: float = Field(300, gt=0)
+    # A rate-limited channel (the robots) that just sent a digest waits this long before
+    # the next message, so a storm arrives as a few digests rather than 20 a minute.
+    notify_digest_interval_s: float = Field(30, gt=0)
+    # Delivered outbox rows and their attempts are kept this long (checked hourly).
+    notify_keep_days: float = Field(30, gt=0)
+    # Give up (status 'dead') on a message still undelivered this long after it was queued.
+    notify_give_up_h: float = Field(24, gt=0)
+
+    # --- dashboards (`urbanwatch dashboards push`, docs/dashboards.md) --------
+    grafana_url: str = "http://127.0.0.1:3000"
+    grafana_token: SecretStr | None = None  # a service-account token with the Admin role
+    # The database as Grafana reaches it, logging in as a member of urbanwatch_grafana.
+    grafana_db_url: SecretStr | None = None
+    grafana_db_timescaledb: bool = True  # False for plain PostgreSQL storage
 
     # Files a command writes for the user (the simulator's fleets and ground truth); when
     # unset, $XDG_STATE_HOME/urbanwatch or ~/.local/state/urbanwatch (see state_dir()).

@@ -6,7 +6,10 @@ import psycopg
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import ValidationError
 
+from api.auth import Principal, require
 from api.deps import Conn, field_error
+from urbanwatch import audit
+from urbanwatch.identity.roles import Role
 from urbanwatch.models import (
     ATTRS_MODELS,
     DeviceCreate,
@@ -19,6 +22,8 @@ from urbanwatch.models import (
 from urbanwatch.queries import devices as queries
 
 router = APIRouter(prefix="/devices", tags=["devices"])
+Viewer = Annotated[Principal, require(Role.viewer)]
+Operator = Annotated[Principal, require(Role.operator)]
 
 
 def _not_found(device_id: str) -> HTTPException:
@@ -33,6 +38,7 @@ def _unknown_district(district: str) -> HTTPException:
 def list_devices(
     request: Request,
     conn: Conn,
+    principal: Viewer,
     kind: Kind | None = None,
     district: str | None = None,
     device_status: Annotated[DeviceStatus | None, Query(alias="status")] = None,
@@ -53,7 +59,7 @@ def list_devices(
 
 
 @router.get("/{device_id}", response_model=DevicePublic)
-def get_device(device_id: str, conn: Conn) -> DevicePublic:
+def get_device(device_id: str, conn: Conn, principal: Viewer) -> DevicePublic:
     device = queries.get_device(conn, device_id)
     if device is None:
         raise _not_found(device_id)
@@ -61,7 +67,7 @@ def get_device(device_id: str, conn: Conn) -> DevicePublic:
 
 
 @router.post("", response_model=DevicePublic, status_code=status.HTTP_201_CREATED)
-def create_device(body: DeviceCreate, conn: Conn) -> DevicePublic:
+def create_device(body: DeviceCreate, conn: Conn, principal: Operator) -> DevicePublic:
     """Register a device. 409 if the id exists (use PATCH to change it)."""
     try:
         created = queries.create_device(conn, body)
@@ -69,11 +75,21 @@ def create_device(body: DeviceCreate, conn: Conn) -> DevicePublic:
         raise _unknown_district(body.district) from None
     if created is None:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"device {body.device_id!r} exists")
+    audit.record(
+        conn,
+        principal.audit_actor(),
+        "create",
+        "device",
+        created.device_id,
+        after=created.model_dump(mode="json"),
+    )
     return created
 
 
 @router.patch("/{device_id}", response_model=DevicePublic)
-def update_device(device_id: str, body: DeviceUpdate, conn: Conn) -> DevicePublic:
+def update_device(
+    device_id: str, body: DeviceUpdate, conn: Conn, principal: Operator
+) -> DevicePublic:
     """Change some fields. `attrs` keys are merged into the stored ones (a null value removes
     a key) and checked against the device kind's attributes."""
     current = queries.get_device(conn, device_id)
@@ -97,4 +113,13 @@ def update_device(device_id: str, body: DeviceUpdate, conn: Conn) -> DevicePubli
         raise _unknown_district(str(body.district)) from None
     if updated is None:
         raise _not_found(device_id)
+    audit.record(
+        conn,
+        principal.audit_actor(),
+        "update",
+        "device",
+        device_id,
+        before=current.model_dump(mode="json"),
+        after=updated.model_dump(mode="json"),
+    )
     return updated

@@ -1,0 +1,90 @@
+"""A database the dashboards' tests query: two days of the simulated small fleet (storm
+scenario) by backfill, plus what the simulation has no source for yet: alerts in the shape
+of the alerts contract (sql/008_alerts.sql), dead letters and an ingest session."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from simulators.backfill import backfill
+from simulators.engine import Simulation, build_world
+from simulators.fleet import make_fleet, registry_rows
+from simulators.scenario import Scenario, load_scenario
+from simulators.sun import to_ms
+from urbanwatch import registry
+from urbanwatch.queries.dead_letters import DeadLetterRow, copy_dead_letters
+
+START = datetime(2024, 7, 1, tzinfo=UTC)
+END = START + timedelta(days=2)
+SEVERITIES = ("critical", "alarm", "warning", "info")
+
+
+def scenario(fleet) -> Scenario:
+    """The shipped storm, plus recurring gas and open-cover events on covers that report
+    them, so every manhole panel has something to show in any 6-hour window."""
+    storm = load_scenario("storm").model_dump(mode="json", exclude_none=True)
+    gas = next(d.device_id for d in fleet.devices if getattr(d, "has_gas", False))
+    cover = next(d.device_id for d in fleet.devices if d.kind == "manhole")
+    storm["events"] += [
+        {"type": "gas", "at": "+30m", "every": "3h", "duration": "1h", "device": gas},
+        {"type": "cover_open", "at": "+1h", "every": "3h", "duration": "20m", "device": cover},
+    ]
+    return Scenario.model_validate(storm)
+
+
+def fill(conn: psycopg.Connection) -> None:
+    fleet = make_fleet(1, "small")
+    registry.import_rows(conn, registry_rows(fleet))
+    start_ms, end_ms = to_ms(START), to_ms(END)
+    world = build_world(fleet, start_ms, end_ms, scenario(fleet))
+    backfill(conn, Simulation(fleet, world, start_ms), start_ms, end_ms, progress=False)
+    devices = conn.execute(
+        "SELECT DISTINCT ON (kind) device_id, kind, district FROM devices ORDER BY kind, device_id"
+    ).fetchall()
+    for i, (device_id, kind, district) in enumerate(devices):
+        opened = END - timedelta(hours=1 + i)
+        alert_id = conn.execute(
+            """INSERT INTO alerts (rule_id, subject, device_id, kind, district, unit, severity,
+                   opened_at, title, detail)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+            (
+                f"TEST_{kind.upper()}",
+                device_id,
+                device_id,
+                kind,
+                district,
+                None if i % 2 else "市政 municipal",
+                SEVERITIES[i % len(SEVERITIES)],
+                opened,
+                f"测试告警 test alert {device_id}",
+                Jsonb({"value": i}),
+            ),
+        ).fetchone()[0]
+        conn.execute(
+            """INSERT INTO alert_events (alert_id, at, event, actor, severity)
+               VALUES (%s, %s, 'opened', 'engine', %s)""",
+            (alert_id, opened, SEVERITIES[i % len(SEVERITIES)]),
+        )
+    with conn.cursor() as cur:
+        copy_dead_letters(
+            cur,
+            [
+                DeadLetterRow(
+                    END - timedelta(minutes=10 * i),
+                    "urbanwatch/manhole/MH-000001/telemetry",
+                    b"{not json",
+                    None,
+                    "MH-000001",
+                    ("invalid_json", "out_of_range")[i % 2],
+                    "payload: not valid JSON",
+                )
+                for i in range(6)
+            ],
+        )
+    conn.execute(
+        "INSERT INTO ingest_sessions (client_id, filters, updated_at) VALUES (%s, %s, %s)",
+        ("dashboards-test-ingest", ["urbanwatch/+/+/telemetry"], END),
+    )

@@ -1,0 +1,294 @@
+"""Every panel's SQL, expanded as Grafana's backend expands it, runs as the read-only
+Grafana role against a migrated database filled by the simulator, returns the columns its
+panel type needs, and returns data (dashboards/, sql/017_grafana_role.sql)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import psycopg.conninfo
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dashboards.build import load_json
+from dashboards.macros import QueryContext, expand, parse_interval
+from tests.conftest import (
+    ADMIN_URL,
+    ROOT,
+    _create_database,
+    _drop_database,
+    _timescale_admin_url,
+)
+from tests.dashboards_fill import END, START, fill
+from urbanwatch.kinds import KINDS
+from urbanwatch.migrate import migrate
+
+ROLE = "urbanwatch_grafana"
+MULTI = frozenset({"district", "kind", "dma", "road"})
+# Two ranges: a live view (raw readings) and two days (hourly rollups), with the interval
+# Grafana would pick for each (range / max data points, floored at the datasource's 1m).
+RANGES = {
+    "6h": (END - timedelta(hours=6), timedelta(minutes=1)),
+    "2d": (START, timedelta(minutes=5)),
+}
+# Panels empty on a range by design, with the reason.
+EMPTY_BY_DESIGN = {
+    ("uw-live", 7, "2d"): "ingest lag reads raw readings only, on ranges up to six hours",
+}
+
+
+def _panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in board["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def _targets() -> list[Any]:
+    cases = []
+    for _folder, board in load_json():
+        for panel in _panels(board):
+            for target in panel.get("targets", []):
+                cases.append(pytest.param(board, panel, target, id=f"{board['uid']}/{panel['id']}"))
+    return cases
+
+
+TARGETS = _targets()
+
+
+@pytest.fixture(scope="module", params=["plain", "timescale"])
+def filled(request: pytest.FixtureRequest) -> Iterator[tuple[str, bool]]:
+    storage = request.param
+    if storage == "timescale":
+        admin, reason = _timescale_admin_url()
+        if admin is None:
+            pytest.skip(reason)
+    else:
+        admin = ADMIN_URL
+    name = f"uw_dash_{uuid.uuid4().hex[:12]}"
+    url = _create_database(admin, name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn, storage)
+            fill(conn)
+        yield url, storage == "timescale"
+    finally:
+        _drop_database(admin, name)
+
+
+@pytest.fixture(scope="module")
+def reader(filled: tuple[str, bool]) -> Iterator[tuple[psycopg.Connection, bool]]:
+    url, timescaledb = filled
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield conn, timescaledb
+
+
+def all_values(conn: psycopg.Connection) -> dict[str, list[str]]:
+    districts = [r[0] for r in conn.execute("SELECT code FROM districts ORDER BY code")]
+    return {"district": districts, "kind": list(KINDS), "dma": ["__all"], "road": ["__all"]}
+
+
+def run_as_grafana(conn: psycopg.Connection, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    with conn.transaction():
+        conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute(f"SET LOCAL ROLE {ROLE}")
+        conn.execute("SET LOCAL statement_timeout = '30s'")
+        cur = conn.execute(sql.encode())
+        assert cur.description is not None
+        return [c.name for c in cur.description], cur.fetchall()
+
+
+def context(
+    panel: dict[str, Any], range_name: str, timescaledb: bool, variables: dict[str, Any]
+) -> QueryContext:
+    start, interval = RANGES[range_name]
+    if panel.get("timeFrom"):
+        start = END - parse_interval(panel["timeFrom"])
+    return QueryContext(start, END, interval, timescaledb, variables, MULTI)
+
+
+def check_shape(
+    panel: dict[str, Any], target: dict[str, Any], columns: list[str], rows: list
+) -> None:
+    kind = panel["type"]
+    if target["format"] == "time_series":
+        assert "time" in columns, "time_series needs a column named time"
+        times = [row[columns.index("time")] for row in rows]
+        assert times == sorted(times), "long-format series must be sorted by time"
+        assert "value" in columns
+    if kind == "geomap":
+        assert {"lat", "lon"} <= set(columns)
+    if kind in ("bargauge", "stat", "gauge") and rows:
+        assert any(isinstance(v, int | float) or hasattr(v, "as_integer_ratio") for v in rows[0])
+
+
+@pytest.mark.parametrize("range_name", list(RANGES))
+@pytest.mark.parametrize(("board", "panel", "target"), TARGETS)
+def test_panel_query_runs_and_returns_data(reader, board, panel, target, range_name):
+    conn, timescaledb = reader
+    ctx = context(panel, range_name, timescaledb, all_values(conn))
+    columns, rows = run_as_grafana(conn, expand(target["rawSql"], ctx))
+    check_shape(panel, target, columns, rows)
+    if (board["uid"], panel["id"], range_name) in EMPTY_BY_DESIGN:
+        assert rows == []
+    else:
+        assert rows, f"{board['title']} / {panel['title']}: no rows over {range_name}"
+
+
+@pytest.mark.parametrize(("board", "panel", "target"), TARGETS)
+def test_panel_query_narrowed_by_every_variable(reader, board, panel, target):
+    """One district, one road, one DMA, one kind: the filters are valid SQL and narrow."""
+    conn, timescaledb = reader
+    one = {
+        "district": [
+            conn.execute("SELECT district FROM devices WHERE attrs ? 'dma_id' LIMIT 1").fetchone()[
+                0
+            ]
+        ],
+        "kind": ["waterlog"],
+        "dma": [
+            conn.execute(
+                "SELECT attrs->>'dma_id' FROM devices WHERE attrs ? 'dma_id' LIMIT 1"
+            ).fetchone()[0]
+        ],
+        "road": [
+            conn.execute(
+                "SELECT attrs->>'road' FROM devices WHERE kind = 'streetlight' LIMIT 1"
+            ).fetchone()[0]
+        ],
+    }
+    for range_name in RANGES:
+        columns, narrowed = run_as_grafana(
+            conn, expand(target["rawSql"], context(panel, range_name, timescaledb, one))
+        )
+        check_shape(panel, target, columns, narrowed)
+        _, everything = run_as_grafana(
+            conn,
+            expand(target["rawSql"], context(panel, range_name, timescaledb, all_values(conn))),
+        )
+        if "LIMIT" not in target["rawSql"]:
+            assert len(narrowed) <= len(everything)
+
+
+def test_variable_queries_run_as_grafana_and_list_values(reader):
+    conn, timescaledb = reader
+    for _folder, board in load_json():
+        for variable in board["templating"]["list"]:
+            if variable["type"] != "query":
+                continue
+            ctx = QueryContext(
+                START, END, timedelta(minutes=1), timescaledb, all_values(conn), MULTI
+            )
+            _, rows = run_as_grafana(conn, expand(variable["query"], ctx))
+            assert rows, f"{board['uid']}: variable {variable['name']} lists nothing"
+
+
+def test_grafana_role_reads_no_secrets_and_writes_nothing(reader):
+    conn, _ = reader
+    for sql in (
+        "SELECT * FROM audit_log",
+        "SELECT payload FROM dead_letters",
+        "SELECT * FROM schema_migrations",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            run_as_grafana(conn, sql)
+    with conn.transaction():
+        conn.execute(f"SET LOCAL ROLE {ROLE}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM alerts")
+
+
+def _scanned_readings(conn: psycopg.Connection, sql: str) -> list[str]:
+    plan = "\n".join(r[0] for r in conn.execute(b"EXPLAIN " + sql.encode()))
+    return re.findall(r"Scan(?: using \S+)?(?: on) (\w+_readings)", plan)
+
+
+def test_long_ranges_read_rollups_not_raw_readings(reader):
+    """Panels with a rollup branch scan raw readings over 6 hours, and over two days only
+    the rollups: the raw branch is pruned at plan time."""
+    conn, timescaledb = reader
+    checked = 0
+    for _folder, board in load_json():
+        for panel in _panels(board):
+            for target in panel.get("targets", []):
+                if "UNION ALL" not in target["rawSql"] or "_hourly" not in target["rawSql"]:
+                    continue
+                where = f"{board['uid']}/{panel['id']}"
+                short, long = (
+                    expand(target["rawSql"], context(panel, r, timescaledb, all_values(conn)))
+                    for r in ("6h", "2d")
+                )
+                assert _scanned_readings(conn, short), f"{where}: no raw scan over 6 h"
+                assert not _scanned_readings(conn, long), f"{where}: raw scan over 2 days"
+                checked += 1
+    assert checked >= 10
+
+
+def test_compose_login_script_makes_a_login_in_the_grafana_role(filled):
+    """dashboards/provisioning/db/10-grafana-login.sh, as the database image runs it."""
+    url, _ = filled
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    login = f"dashboards_login_{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "PGHOST": str(info.get("host", "127.0.0.1")),
+        "PGPORT": str(info.get("port", 5432)),
+        "POSTGRES_USER": str(info.get("user") or os.environ.get("USER", "root")),
+        "POSTGRES_DB": str(info["dbname"]),
+        "GRAFANA_DB_USER": login,
+        "GRAFANA_DB_PASSWORD": "it's a secret",
+    }
+    script = ROOT / "dashboards" / "provisioning" / "db" / "10-grafana-login.sh"
+    try:
+        done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        with psycopg.connect(url, user=login, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM devices").fetchone()[0] > 0
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT * FROM audit_log")
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{login}"')
+
+
+VARIABLE_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    district=st.lists(VARIABLE_TEXT, min_size=1, max_size=3),
+    road=st.lists(VARIABLE_TEXT, min_size=1, max_size=2),
+    dma=st.lists(VARIABLE_TEXT, min_size=1, max_size=2),
+)
+def test_any_variable_value_is_quoted_and_only_narrows(reader, district, road, dma):
+    """Whatever a user picks or types into a variable (quotes, backslashes, `$`, SQL), the
+    panels run and select only what matches it: nothing, for values no device has."""
+    conn, timescaledb = reader
+    assert len(SAMPLE_TARGETS) == 5
+    known = all_values(conn)["district"]
+    values = {"district": district, "kind": list(KINDS), "dma": dma, "road": road}
+    for board, panel, target in SAMPLE_TARGETS:
+        ctx = context(panel, "6h", timescaledb, values)
+        columns, rows = run_as_grafana(conn, expand(target["rawSql"], ctx))
+        check_shape(panel, target, columns, rows)
+        if not set(district) & set(known) and "district" in target["rawSql"]:
+            assert rows == [], f"{board['uid']}/{panel['id']} leaked rows for {district}"
+
+
+# One panel per board and filter kind: district (+ road, dma) filters and the map.
+SAMPLE_TARGETS = [
+    (b.values[0], b.values[1], b.values[2])
+    for b in TARGETS
+    if b.id in ("uw-live/5", "uw-manhole/1", "uw-streetlight/1", "uw-water/1", "uw-waterlog/1")
+]

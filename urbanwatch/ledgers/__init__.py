@@ -1,0 +1,1 @@
+"""Ledgers (台账): the facts the plan KPIs count, imported from and exported to CSV / Excel."""

@@ -1,0 +1,244 @@
+"""What the KPI formulas read (urbanwatch/kpi/), and `kpi_daily`, where their values stay.
+
+Each gatherer returns the rows of one scope (`districts` None = the whole city) as small
+frozen models; the formulas count them. Ledger dates are local calendar dates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict
+
+
+def in_scope(column: str = "district") -> str:
+    return f"(%(districts)s::text[] IS NULL OR {column} = ANY(%(districts)s))"
+
+
+IN_SCOPE = in_scope()
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DefectFact(Row):
+    cover_id: str
+    district: str
+    defect_type: str
+    status: str
+    discovered_on: date
+    remediated_on: date | None
+    verified_on: date | None
+    baseline_2021: bool
+
+
+class CoverFact(Row):
+    cover_id: str
+    district: str
+    installed_on: date | None
+    in_core_area: bool
+    anti_fall_required: bool
+    anti_fall_installed_on: date | None
+    smart_monitor_id: str | None
+
+
+class MonitorFact(Row):
+    device_id: str
+    district: str
+    installed_at: date | None
+    heartbeat_s: int | None
+    last_seen: datetime | None
+
+
+class PointFact(Row):
+    point_id: str
+    name: str
+    district: str
+    accepted_on: date | None
+    verification: str
+    verified_on: date | None
+    baseline_2021: bool
+    sensor_id: str | None
+
+
+class HazardFact(Row):
+    hazard_id: str
+    district: str
+    category: str
+    found_on: date
+    deadline: date | None
+    rectified_on: date | None
+    verified_on: date | None
+
+
+class DepthReading(Row):
+    device_id: str
+    ts: datetime
+    depth_cm: float
+
+
+def _rows(
+    conn: psycopg.Connection, model: type[Row], query: str, params: dict[str, Any]
+) -> list[Any]:
+    with conn.cursor(row_factory=class_row(model)) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def _scope(districts: Sequence[str] | None) -> dict[str, Any]:
+    return {"districts": list(districts) if districts is not None else None}
+
+
+def defects(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[DefectFact]:
+    return _rows(
+        conn,
+        DefectFact,
+        "SELECT d.cover_id, c.district, d.defect_type, d.status, d.discovered_on, "
+        "d.remediated_on, d.verified_on, d.baseline_2021 "
+        "FROM manhole_defects d JOIN manhole_covers c USING (cover_id) "
+        f"WHERE {in_scope('c.district')} ORDER BY 1, 3, 5",
+        _scope(districts),
+    )
+
+
+def covers(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[CoverFact]:
+    return _rows(
+        conn,
+        CoverFact,
+        "SELECT cover_id, district, installed_on, in_core_area, anti_fall_required, "
+        f"anti_fall_installed_on, smart_monitor_id FROM manhole_covers WHERE {IN_SCOPE} "
+        "ORDER BY cover_id",
+        _scope(districts),
+    )
+
+
+# The last message of each installed smart-cover monitor at `until`: a reading or a status.
+MONITORS = f"""
+SELECT d.device_id, d.district, d.installed_at,
+       (d.attrs ->> 'heartbeat_s')::int AS heartbeat_s,
+       GREATEST(
+           (SELECT max(r.ts) FROM manhole_readings r
+             WHERE r.device_id = d.device_id AND r.ts <= %(until)s),
+           (SELECT max(s.ts) FROM device_status s
+             WHERE s.device_id = d.device_id AND s.ts <= %(until)s)) AS last_seen
+FROM devices d
+WHERE d.kind = 'manhole' AND d.status IN ('installed', 'active', 'maintenance')
+  AND {in_scope("d.district")}
+ORDER BY d.device_id"""
+
+
+def monitors(
+    conn: psycopg.Connection, districts: Sequence[str] | None, until: datetime
+) -> list[MonitorFact]:
+    return _rows(conn, MonitorFact, MONITORS, _scope(districts) | {"until": until})
+
+
+def points(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[PointFact]:
+    return _rows(
+        conn,
+        PointFact,
+        "SELECT point_id, name, district, accepted_on, verification, verified_on, "
+        f"baseline_2021, sensor_id FROM waterlog_points WHERE {IN_SCOPE} ORDER BY point_id",
+        _scope(districts),
+    )
+
+
+def hazards(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[HazardFact]:
+    return _rows(
+        conn,
+        HazardFact,
+        "SELECT hazard_id, district, category, found_on, deadline, rectified_on, verified_on "
+        f"FROM hidden_dangers WHERE {IN_SCOPE} ORDER BY hazard_id",
+        _scope(districts),
+    )
+
+
+# Depth readings of the sensors that reached `level_cm` in the window: only those can have
+# had an event, and their other readings are needed to see each event close.
+DEPTHS = f"""
+SELECT r.device_id, r.ts, r.depth_cm FROM waterlog_readings r
+WHERE r.ts >= %(since)s AND r.ts < %(until)s AND r.depth_cm IS NOT NULL
+  AND r.device_id IN (
+      SELECT w.device_id FROM waterlog_readings w JOIN devices d USING (device_id)
+      WHERE w.ts >= %(since)s AND w.ts < %(until)s AND w.depth_cm >= %(level_cm)s
+        AND {in_scope("d.district")})
+ORDER BY r.device_id, r.ts"""
+
+
+def depth_readings(
+    conn: psycopg.Connection,
+    districts: Sequence[str] | None,
+    since: datetime,
+    until: datetime,
+    level_cm: float,
+) -> list[DepthReading]:
+    params = _scope(districts) | {"since": since, "until": until, "level_cm": level_cm}
+    return _rows(conn, DepthReading, DEPTHS, params)
+
+
+def district_classes(conn: psycopg.Connection) -> dict[str, str]:
+    """district code -> 'central' | 'county'."""
+    return {code: cls for code, cls in conn.execute("SELECT code, district_class FROM districts")}
+
+
+# --- kpi_daily ---------------------------------------------------------------------------
+
+UPSERT_DAILY = """
+INSERT INTO kpi_daily (day, kpi, scope, value, numerator, denominator, exclusions, defaults,
+                       note, computed_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+ON CONFLICT (kpi, scope, day) DO UPDATE SET
+    value = EXCLUDED.value, numerator = EXCLUDED.numerator,
+    denominator = EXCLUDED.denominator, exclusions = EXCLUDED.exclusions,
+    defaults = EXCLUDED.defaults, note = EXCLUDED.note, computed_at = now()"""
+
+
+class DailyValue(Row):
+    day: date
+    kpi: str
+    scope: str
+    value: float | None
+    numerator: float | None
+    denominator: float | None
+    exclusions: list[Any]
+    defaults: dict[str, Any]
+    note: str
+    computed_at: datetime
+
+
+def upsert_daily(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows of (day, kpi, scope, value, numerator, denominator, exclusions, defaults, note)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            UPSERT_DAILY,
+            [(*r[:6], Jsonb(list(r[6])), Jsonb(dict(r[7])), r[8]) for r in rows],
+        )
+
+
+def daily_series(
+    conn: psycopg.Connection, kpi: str, scope: str, since: date, until: date
+) -> list[DailyValue]:
+    return _rows(
+        conn,
+        DailyValue,
+        "SELECT day, kpi, scope, value, numerator, denominator, exclusions, defaults, note, "
+        "computed_at FROM kpi_daily WHERE kpi = %(kpi)s AND scope = %(scope)s "
+        "AND day BETWEEN %(since)s AND %(until)s ORDER BY day",
+        {"kpi": kpi, "scope": scope, "since": since, "until": until},
+    )
+
+
+def daily_on(conn: psycopg.Connection, day: date, kpi: str | None = None) -> list[DailyValue]:
+    return _rows(
+        conn,
+        DailyValue,
+        "SELECT day, kpi, scope, value, numerator, denominator, exclusions, defaults, note, "
+        "computed_at FROM kpi_daily WHERE day = %(day)s "
+        "AND (%(kpi)s::text IS NULL OR kpi = %(kpi)s) ORDER BY kpi, scope",
+        {"day": day, "kpi": kpi},
+    )
