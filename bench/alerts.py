@@ -132,7 +132,7 @@ class EngineProcess:
         self.log.unlink(missing_ok=True)
 
 
-def latency(admin_url: str, seconds: float) -> dict[str, Any]:
+def latency(admin_url: str, seconds: float, rate: float = RATE) -> dict[str, Any]:
     prefix = f"uwa{uuid.uuid4().hex[:6]}"
     with bench_database(admin_url, commit_log=None) as url, broker() as b:
         lamps = [f"{prefix}-sl{k:05d}" for k in range(500)]
@@ -143,7 +143,7 @@ def latency(admin_url: str, seconds: float) -> dict[str, Any]:
             b.port,
             mode="device",
             prefix=prefix,
-            rate=RATE,
+            rate=rate,
             seconds=seconds,
             devices=len(lamps),
             gateways=1,
@@ -168,7 +168,7 @@ def latency(admin_url: str, seconds: float) -> dict[str, Any]:
         with psycopg.connect(url) as conn:
             wait_for(
                 lambda: conn.execute("SELECT count(*) FROM alert_events").fetchone()[0] >= sent,
-                60,
+                600,
                 "the probe's alert events",
             )
             rows = conn.execute(
