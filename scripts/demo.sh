@@ -174,7 +174,7 @@ cat <<MSG
    +20 s   cover MH-000012 opens (20 min)
    +30 s   DMA-02 bursts (25 m³/h, 2 h); its loggers report every minute
    +40 s   circuit CIR-0003 for 30 min: day-burn by day, supply loss (0 V) at night
-   +50 s   gas at MH-000030 (15 min)
+   +50 s   gas at MH-000030 (15 min, 55 % LEL: MH_GAS_L2)
    then    another cover opens every 6 min (from +4 min), gas every 15 min (+9 min), a
            circuit fault every 20 min (+12 min), a storm every 2 h (+1 h), a burst
            every hour in DMA-01 or DMA-02 (+2 h).                   Ctrl-C to stop.
