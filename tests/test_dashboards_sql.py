@@ -218,8 +218,18 @@ def test_grafana_role_reads_no_secrets_and_writes_nothing(reader):
 
 
 def _scanned_readings(conn: psycopg.Connection, sql: str) -> list[str]:
+    """The `<kind>_readings` tables a query's plan scans. On TimescaleDB the plan scans a
+    hypertable's chunks (`_hyper_1_4_chunk`), so each chunk is named by its hypertable."""
     plan = "\n".join(r[0] for r in conn.execute(b"EXPLAIN " + sql.encode()))
-    return re.findall(r"Scan(?: using \S+)?(?: on) (\w+_readings)", plan)
+    scanned = re.findall(r"Scan(?: Backward)?(?: using \S+)? on (\w+)", plan)
+    chunks: dict[str, str] = {}
+    if any(name.startswith("_hyper_") for name in scanned):
+        chunks = dict(
+            conn.execute(
+                "SELECT chunk_name, hypertable_name FROM timescaledb_information.chunks"
+            ).fetchall()
+        )
+    return [t for t in (chunks.get(n, n) for n in scanned) if t.endswith("_readings")]
 
 
 def test_long_ranges_read_rollups_not_raw_readings(reader):

@@ -155,6 +155,12 @@ def test_detectors_config_is_used_or_refused_naming_the_field(data) -> None:
 # --- the command over simulated nights -----------------------------------------------------
 
 
+@pytest.fixture
+def database_url(storage_database_url: str) -> str:
+    """Both storages: the nights are read from watermeter_readings, a hypertable there."""
+    return storage_database_url
+
+
 def events(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
     return conn.execute(
         "SELECT a.rule_id, a.subject, e.event FROM alert_events e JOIN alerts a "

@@ -57,6 +57,12 @@ def ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
+@pytest.fixture
+def database_url(storage_database_url: str) -> str:
+    """Both storages: docker-compose runs TimescaleDB, so the detectors must work there too."""
+    return storage_database_url
+
+
 def replay(
     conn: psycopg.Connection,
     urls: tuple[str, str],

@@ -53,6 +53,12 @@ def device(conn, device_id, kind, district, **attrs):
 
 
 @pytest.fixture
+def database_url(storage_database_url: str) -> str:
+    """Both storages: readings-based KPIs and late-data recomputation on TimescaleDB too."""
+    return storage_database_url
+
+
+@pytest.fixture
 def city(conn):
     load(conn, "manhole_covers", COVERS)
     load(conn, "manhole_defects", DEFECTS)

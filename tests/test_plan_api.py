@@ -23,6 +23,12 @@ COVERS_CSV = "井盖编号,所属区县,应装防坠设施,防坠设施安装日
 
 
 @pytest.fixture
+def database_url(storage_database_url: str) -> str:
+    """Both storages: the API serves KPIs and targets from a TimescaleDB database too."""
+    return storage_database_url
+
+
+@pytest.fixture
 def api(database_url: str, conn) -> Iterator[tuple[TestClient, dict[str, str], dict[str, str]]]:
     targets.seed_targets(conn, audit.Actor("test:setup"))
     viewer = {"X-API-Key": make_key(database_url, Role.viewer)}
