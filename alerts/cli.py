@@ -10,6 +10,7 @@ from typing import Any
 
 from alerts.detectors import default_detectors
 from alerts.detectors.cli import register_daily
+from alerts.notify.cli import register_notify
 from alerts.service import AlertService
 from alerts.session import ClaimRefused
 from urbanwatch import db
@@ -65,6 +66,7 @@ def register(sub: Any) -> None:
     p.add_argument("--note", help="why (kept in the audit log)")
     p.set_defaults(func=cmd_load)
     register_daily(asub)
+    register_notify(asub)  # notify, receiver, routes check|load
 
 
 def read_rules(path: str | None) -> RuleSet:

@@ -78,7 +78,14 @@ class AlertService:
     def start(self) -> None:
         slot, client_id = self.claim.acquire(self.settings.alerts_claim_wait_s)
         self.conn = db.connect(self.settings.database_url, name=client_id)
-        self.rules_version, rules = stored_rules(self.conn)
+        try:
+            self.rules_version, rules = stored_rules(self.conn)
+        except ValueError as exc:  # a set stored around the validation (a hand edit)
+            first = str(exc).splitlines()[0]
+            raise RuntimeProblem(
+                f"the stored alert rules are invalid ({first}); load a good set with "
+                "`urbanwatch alerts rules load FILE`"
+            ) from None
         devices = self._load_devices()
         self.engine = Engine(
             rules, devices, (slot, self.settings.alerts_partitions), self.detectors

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -40,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     secret = settings.api_secret_key
     if secret is None or len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
         raise UsageError(
-            f"setting API_SECRET_KEY: {'unset' if secret is None else 'too short'}; the API "
+            f"setting API_SECRET_KEY: {'too short' if secret else 'unset'}; the API "
             f"signs its access tokens with it: set it to ≥ {MIN_SECRET_BYTES} random bytes, e.g. "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
         )
@@ -77,8 +78,20 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(alerting.router)
     app.include_router(alerts.incidents)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(psycopg.DataError, _unstorable_value)
     declare_roles(app)
     return app
+
+
+async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    """A value PostgreSQL cannot hold (a NUL character, \\u0000 in JSON) that no model
+    refused: a 422, not a 500 (found by tests/test_api_schemathesis.py)."""
+    assert isinstance(exc, psycopg.DataError)
+    reason = exc.diag.message_primary or "a value the database cannot store"
+    if exc.diag.message_detail:
+        reason += f" ({exc.diag.message_detail})"
+    error = {"loc": ["body"], "msg": f"Value error, {reason}", "type": "value_error"}
+    return JSONResponse(status_code=422, content={"detail": [error]})
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -47,6 +47,13 @@ class Principal:
     def audit_actor(self) -> audit.Actor:
         return audit.Actor(self.actor, self.role.value, self.client)
 
+    def works_for(self, unit: str | None) -> bool:
+        """May work (acknowledge, resolve) what is routed to `unit`: an operator or admin
+        anything, a crew only its own unit's, a viewer nothing."""
+        if self.role.allows(Role.operator):
+            return True
+        return self.role is Role.crew and unit is not None and self.unit == unit
+
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"

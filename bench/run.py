@@ -26,6 +26,8 @@ from bench.harness import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PARTS = ("ceiling", "ingest", "latency", "queries")
+# Optional parts, only with --only (over 60 s): the alert engine (bench/alerts.py).
+OPTIONAL = ("alerts",)
 
 
 def _timescale_url(url: str | None) -> tuple[str | None, str]:
@@ -46,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="seconds instead of minutes: a smoke run")
     p.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     p.add_argument("--timescale-url", default=os.environ.get("TIMESCALE_BENCH_URL"))
-    p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS)}")
+    p.add_argument(
+        "--only", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS + OPTIONAL)}"
+    )
     p.add_argument("--backfill-scale", type=float, help="fraction of city scale (default 0.05)")
     p.add_argument("--backfill-days", type=int, help="days of backfill (default 90)")
     args = p.parse_args(argv)
@@ -77,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             results[part] = latency.run(admin, args.quick)
         elif part == "queries":
             results[part] = queries.run(admin, ts_url, scale, days, args.quick)
+        elif part == "alerts":
+            from bench import alerts  # the city fleet and the simulator: loaded only if asked
+
+            results[part] = alerts.run(admin, args.quick)
         else:
             p.error(f"unknown part {part!r}")
         results[part]["elapsed_s"] = round(time.monotonic() - t, 1)

@@ -11,7 +11,7 @@ from typing import Any
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from dashboards import live, manhole, streetlight, water, waterlog
+from dashboards import live, manhole, plan, streetlight, water, waterlog
 
 JSON_DIR = Path(__file__).resolve().parent / "json"
 
@@ -29,6 +29,7 @@ SPECIALISTS = Folder("uw-specialists", "专业科室 Specialists")
 FOLDERS = (OPERATIONS, SPECIALISTS)
 
 BOARDS: tuple[tuple[Folder, Callable[[], Dashboard]], ...] = (
+    (OPERATIONS, plan.board),
     (OPERATIONS, live.board),
     (SPECIALISTS, manhole.board),
     (SPECIALISTS, waterlog.board),

@@ -20,6 +20,7 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from grafana_foundation_sdk.models.geomap import TooltipMode
 
+from dashboards.live_extra import delivery_panels, storm_panels
 from dashboards.panels import (
     END,
     PG,
@@ -275,4 +276,10 @@ def board() -> Dashboard:
     dash = dash.with_row(Row("数据接入 Ingest health").id(102))
     for ingest_panel in ingest_panels():
         dash = dash.with_panel(ingest_panel)
+    dash = dash.with_row(Row("暴雨事件 Storms").id(103))
+    for storm_panel in storm_panels():
+        dash = dash.with_panel(storm_panel)
+    dash = dash.with_row(Row("通知投递 Notification delivery").id(104))
+    for delivery_panel in delivery_panels():
+        dash = dash.with_panel(delivery_panel)
     return dash

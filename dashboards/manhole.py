@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders.dashboard import Dashboard
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
+from dashboards import ledger_panels
 from dashboards.panels import by_span, kind_board, table, thresholds, timeseries
 
 UID = "uw-manhole"
@@ -54,7 +55,7 @@ WHERE $__timeFilter(h.bucket) AND d.district IN ($district) AND {{cond}}) x WHER
 
 
 def board() -> Dashboard:
-    return (
+    dash = (
         kind_board(
             UID,
             "井盖 Manhole covers",
@@ -116,3 +117,7 @@ def board() -> Dashboard:
             )
         )
     )
+    dash = dash.with_row(Row("台账与计划指标 Ledgers and plan KPIs").id(100))
+    for panel in ledger_panels.manhole_panels():
+        dash = dash.with_panel(panel)
+    return dash

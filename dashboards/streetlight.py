@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders.dashboard import Dashboard
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
+from dashboards import ledger_panels
 from dashboards.panels import ALL, attr_filter, attr_variable, by_span, kind_board, thresholds
 from dashboards.panels import timeseries as ts
 from urbanwatch.kinds import SPECS
@@ -47,7 +48,7 @@ def per_district(raw_expr: str, rollup_expr: str) -> str:
 
 def board() -> Dashboard:
     energy = f"* {REPORT_S} / 3600000.0"
-    return (
+    dash = (
         kind_board(
             UID,
             "路灯 Street lighting",
@@ -103,3 +104,7 @@ def board() -> Dashboard:
             )
         )
     )
+    dash = dash.with_row(Row("台账与计划指标 Ledgers and plan KPIs").id(100))
+    for panel in ledger_panels.streetlight_panels():
+        dash = dash.with_panel(panel)
+    return dash

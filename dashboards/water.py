@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders.dashboard import Dashboard
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
+from dashboards import ledger_panels
 from dashboards.panels import attr_filter, attr_variable, by_span, kind_board, thresholds
 from dashboards.panels import timeseries as ts
 
@@ -64,7 +65,7 @@ FROM (
 
 
 def board() -> Dashboard:
-    return (
+    dash = (
         kind_board(
             UID,
             "供水 Water supply (DMA)",
@@ -94,3 +95,7 @@ def board() -> Dashboard:
             ).time_from("14d")
         )
     )
+    dash = dash.with_row(Row("台账与计划指标 Ledgers and plan KPIs").id(100))
+    for panel in ledger_panels.water_panels():
+        dash = dash.with_panel(panel)
+    return dash

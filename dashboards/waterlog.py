@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.bargauge import Panel as BarGauge
 from grafana_foundation_sdk.builders.common import ReduceDataOptions
-from grafana_foundation_sdk.builders.dashboard import Dashboard
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 from grafana_foundation_sdk.models import common as cm
 
+from dashboards import ledger_panels
 from dashboards.panels import END, PG, SQL, by_span, kind_board, table, thresholds, timeseries
 
 UID = "uw-waterlog"
@@ -63,7 +64,7 @@ GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC NULLS LAST"""
 
 
 def board() -> Dashboard:
-    return (
+    dash = (
         kind_board(
             UID,
             "积水点 Waterlogging",
@@ -99,3 +100,7 @@ def board() -> Dashboard:
         .with_panel(timeseries(3, "降雨量 Rain (mm)", "lengthmm", rain_sql(), bars=True))
         .with_panel(table(4, "积水点台账 Ledger points in the range", ledger_sql(), height=10))
     )
+    dash = dash.with_row(Row("台账与计划指标 Ledgers and plan KPIs").id(100))
+    for panel in ledger_panels.waterlog_panels():
+        dash = dash.with_panel(panel)
+    return dash

@@ -3,6 +3,8 @@
 # with the `demo` scenario: within two minutes a cloudburst floods the unremediated points, a
 # cover opens, a DMA bursts, a lighting circuit burns by day or loses supply at night and a gas
 # reading rises; more events follow every few minutes (simulators/scenarios/demo.yaml).
+# The alert engine raises alerts from the same stream and the notifier delivers them to a local
+# webhook receiver (the shipped routes' ops-webhook, port 9080), whose log the banner names.
 # Ctrl-C stops everything cleanly.
 # The demo runs its own Mosquitto that enforces broker accounts (docs/security-devices.md):
 # on port 1884 (or a free one), configured under .demo/mosquitto/; every device, gateway and
@@ -18,12 +20,42 @@ export DATABASE_URL="${DATABASE_URL:-postgresql://127.0.0.1:5432/urbanwatch}"
 export MQTT_TOPIC_PREFIX="${MQTT_TOPIC_PREFIX:-urbanwatch}"
 export API_PORT="${API_PORT:-8000}"
 
+# The API signs access tokens with API_SECRET_KEY (docs/security.md): a random one per
+# checkout, kept in .demo/api-secret (mode 600) so tokens survive a restart of the demo.
+if [ -z "${API_SECRET_KEY:-}" ]; then
+    if [ ! -s "$LOGS/api-secret" ]; then
+        (umask 077; "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(48))' >"$LOGS/api-secret")
+    fi
+    API_SECRET_KEY="$(cat "$LOGS/api-secret")"
+fi
+export API_SECRET_KEY
+
+# The shipped routes sign webhooks with URBANWATCH_WEBHOOK_SECRET; the demo's receiver checks it.
+if [ -z "${URBANWATCH_WEBHOOK_SECRET:-}" ]; then
+    if [ ! -s "$LOGS/webhook-secret" ]; then
+        (umask 077; "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$LOGS/webhook-secret")
+    fi
+    URBANWATCH_WEBHOOK_SECRET="$(cat "$LOGS/webhook-secret")"
+fi
+export URBANWATCH_WEBHOOK_SECRET
+RECEIVER_PORT=9080  # the shipped routes' ops-webhook
+if ! "$BIN/python" -c "import socket; socket.create_server(('127.0.0.1', $RECEIVER_PORT)).close()" 2>/dev/null; then
+    echo "demo: port $RECEIVER_PORT is taken: the demo's webhook receiver needs it (stop what uses it)" >&2
+    exit 1
+fi
+
 "$BIN/urbanwatch" migrate
+"$BIN/urbanwatch" targets load >/dev/null            # the plan's targets T1-T10 (kept if edited)
+"$BIN/urbanwatch" alerts routes load >"$LOGS/routes.log"  # the shipped routing
+
+# A read-only (viewer) API key for trying the API; only its hash is stored, so a new one is
+# made per run (`urbanwatch keys list` shows them, `urbanwatch keys revoke ID` ends one).
+DEMO_KEY="$("$BIN/urbanwatch" keys create --name "make demo" --role viewer --expires 7d 2>/dev/null)"
 
 pids=()
 cleanup() {
     trap - EXIT INT TERM
-    echo; echo "demo: stopping ingest, the API, the rollup timer and the demo broker"
+    echo; echo "demo: stopping ingest, the alert engine, the notifier, the API, the rollup timer and the demo broker"
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
 }
@@ -74,9 +106,20 @@ rm -f "$CREDENTIALS"
 password_of() { grep "^service/$1," "$CREDENTIALS" | cut -d, -f2; }
 INGEST_PASSWORD=$(password_of ingest)
 SIMULATOR_PASSWORD=$(password_of simulator)
+ALERTS_PASSWORD=$(password_of alerts)
+NOTIFY_PASSWORD=$(password_of notify)
 
 MQTT_USERNAME=service/ingest MQTT_PASSWORD="$INGEST_PASSWORD" \
     "$BIN/urbanwatch" ingest >"$LOGS/ingest.log" 2>&1 &
+pids+=($!)
+MQTT_USERNAME=service/alerts MQTT_PASSWORD="$ALERTS_PASSWORD" \
+    "$BIN/urbanwatch" alerts run >"$LOGS/alerts.log" 2>&1 &
+pids+=($!)
+"$BIN/urbanwatch" alerts receiver --port "$RECEIVER_PORT" --secret-env URBANWATCH_WEBHOOK_SECRET \
+    --log "$LOGS/webhook.jsonl" >"$LOGS/webhook.log" 2>&1 &
+pids+=($!)
+MQTT_USERNAME=service/notify MQTT_PASSWORD="$NOTIFY_PASSWORD" \
+    "$BIN/urbanwatch" alerts notify >"$LOGS/notify.log" 2>&1 &
 pids+=($!)
 "$BIN/urbanwatch" api >"$LOGS/api.log" 2>&1 &
 pids+=($!)
@@ -89,9 +132,11 @@ wait_for() {  # wait_for WHAT COMMAND...: up to 20 s
     echo "demo: $what did not come up; see $LOGS/" >&2; exit 1
 }
 wait_for "ingest" grep -q "ready" "$LOGS/ingest.log"
+wait_for "the alert engine" grep -q "alerts engine subscribed" "$LOGS/alerts.log"
+wait_for "the webhook receiver" grep -q "receiving on" "$LOGS/webhook.log"
 wait_for "the API" "$BIN/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$API_PORT/health')"
 
-IFS=, read -r DEV_USER DEV_PASSWORD _ _ _ _ DEV_TOPICS < <(grep '^device/' "$CREDENTIALS" | head -1)
+IFS=, read -r DEV_USER DEV_PASSWORD _ _ _ _ DEV_TOPICS < <(awk -F, '$4 == "device" {print; exit}' "$CREDENTIALS")
 cat <<MSG
 
 ─────────────────────────── broker accounts ─────────────────────────────
@@ -104,9 +149,17 @@ cat <<MSG
  accounts               $BIN/urbanwatch devices credentials list | head
 
 ──────────────────────────── urbanwatch demo ────────────────────────────
- API and OpenAPI docs   http://127.0.0.1:$API_PORT/docs
- devices                curl 'http://127.0.0.1:$API_PORT/devices?kind=waterlog&limit=5'
+ API and OpenAPI docs   http://127.0.0.1:$API_PORT/docs  (Authorize: the key below)
+ viewer API key         $DEMO_KEY  (read-only, 7 days)
+ devices                curl -H "X-API-Key: $DEMO_KEY" 'http://127.0.0.1:$API_PORT/devices?kind=waterlog&limit=5'
+ accounts               urbanwatch users add NAME --role admin   (docs/security.md)
  ingest rates           tail -f $LOGS/ingest.log
+ alerts as delivered    tail -f $LOGS/webhook.log   (the signed webhooks the crews' route sends;
+                          every delivery as JSON in $LOGS/webhook.jsonl)
+ open alerts (psql)     psql -h 127.0.0.1 urbanwatch -c "SELECT opened_at, severity, rule_id,
+                          subject, title FROM alerts WHERE status <> 'resolved' ORDER BY opened_at"
+ engine, notifier       $LOGS/alerts.log, $LOGS/notify.log
+ plan progress          $BIN/urbanwatch report   (targets T1-T10; KPIs after \`urbanwatch kpi snapshot\`)
  readings (psql)        psql -h 127.0.0.1 urbanwatch -c "SELECT device_id, max(depth_cm)
                           FROM waterlog_readings WHERE ts > now() - interval '15 min'
                           GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT 5"
@@ -121,7 +174,7 @@ cat <<MSG
    +20 s   cover MH-000012 opens (20 min)
    +30 s   DMA-02 bursts (25 m³/h, 2 h); its loggers report every minute
    +40 s   circuit CIR-0003 for 30 min: day-burn by day, supply loss (0 V) at night
-   +50 s   gas at MH-000030 (15 min)
+   +50 s   gas at MH-000030 (15 min, 55 % LEL: MH_GAS_L2)
    then    another cover opens every 6 min (from +4 min), gas every 15 min (+9 min), a
            circuit fault every 20 min (+12 min), a storm every 2 h (+1 h), a burst
            every hour in DMA-01 or DMA-02 (+2 h).                   Ctrl-C to stop.
@@ -142,3 +195,10 @@ with psycopg.connect(os.environ["DATABASE_URL"]) as c:
 PY
 )"
 echo "$MSG_END"
+echo "demo: alerts raised: $("$BIN/python" - <<'PY'
+import os, psycopg
+with psycopg.connect(os.environ["DATABASE_URL"]) as c:
+    rows = c.execute("SELECT rule_id, count(*) FROM alerts GROUP BY 1 ORDER BY 2 DESC").fetchall()
+    print(", ".join(f"{rule} {n}" for rule, n in rows) or "none")
+PY
+); webhook deliveries: $(wc -l <"$LOGS/webhook.jsonl" 2>/dev/null || echo 0)"

@@ -136,6 +136,29 @@ def timescale_empty_database() -> Iterator[str]:
     _drop_database(admin, name)
 
 
+@pytest.fixture(params=["plain", pytest.param("timescale", marks=pytest.mark.timescale)])
+def storage_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh migrated database of this test's own, on each storage in turn: plain (copied
+    from the template) and TimescaleDB (migrated here: a TimescaleDB database cannot be a
+    template while its job scheduler is connected; skips with the reason where absent).
+    A module runs its tests on both by overriding `database_url` with this fixture."""
+    if request.param == "plain":
+        admin = ADMIN_URL
+        name = f"uw_test_{uuid.uuid4().hex[:12]}"
+        url = _create_database(admin, name, template=request.getfixturevalue("template_db"))
+    else:
+        timescale, reason = _timescale_admin_url()
+        if timescale is None:
+            pytest.skip(reason)
+        admin = timescale
+        name = f"uw_ts_{uuid.uuid4().hex[:12]}"
+        url = _create_database(admin, name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn, "timescale")
+    yield url
+    _drop_database(admin, name)
+
+
 # --- MQTT ----------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from simulators.engine import Simulation, build_world
 from simulators.fleet import make_fleet, registry_rows
 from simulators.scenario import Scenario, load_scenario
 from simulators.sun import to_ms
+from tests import dashboards_fill_plan as plan
 from urbanwatch import registry
 from urbanwatch.queries.dead_letters import DeadLetterRow, copy_dead_letters
 
@@ -88,3 +89,7 @@ def fill(conn: psycopg.Connection) -> None:
         "INSERT INTO ingest_sessions (client_id, filters, updated_at) VALUES (%s, %s, %s)",
         ("dashboards-test-ingest", ["urbanwatch/+/+/telemetry"], END),
     )
+    plan.ledgers(conn)
+    plan.groups(conn, START, END)
+    plan.deliveries(conn)
+    plan.snapshots(conn, [*plan.PAST_DAYS, *(START.date() + timedelta(days=n) for n in range(3))])

@@ -95,6 +95,12 @@ def expected_pairs(truth: dict[str, Any]) -> list[tuple[str, set[str]]]:
 
 
 @pytest.fixture
+def database_url(storage_database_url: str) -> str:
+    """Both storages: docker-compose runs TimescaleDB, so the engine must work there too."""
+    return storage_database_url
+
+
+@pytest.fixture
 def sim_env(monkeypatch, database_url, mqtt_url, topic_prefix):
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("MQTT_URL", mqtt_url)

@@ -32,6 +32,9 @@ from urbanwatch.audit import Actor
 from urbanwatch.routing.load import parse_route_file
 from urbanwatch.settings import Settings
 
+# The command group the notify commands live under: ["alerts"] once `register_notify` is
+# joined into the engine's `alerts` command and the temporary `notify` entry point removed.
+GROUP = ["alerts"]
 SECRET = "s3cret-for-tests"
 DING_SECRET = "SECtest-dingtalk"
 ENV = {"HOOK_SECRET": SECRET, "DING_URL": "", "DING_SECRET": DING_SECRET, "WECOM_URL": ""}
@@ -471,3 +474,47 @@ def test_escalation_when_unacknowledged(conn, database_url, capture):
     assert sorted(r["path"] for r in escalations) == ["/crew", "/duty"]  # reminder + next level
     assert escalations[0]["json"]["route"]["level"] == 1
     assert len(capture.requests) == 5
+
+
+def test_old_delivered_rows_pruned_pending_kept(conn, database_url, receiver, tmp_path):
+    install_routes(
+        conn,
+        route_text({"hook": {"type": "webhook", "url": receiver.url, "secret_env": "HOOK_SECRET"}}),
+    )
+    notifier = Notifier(settings_for(database_url), env=ENV)
+    open_alert(conn)
+    run_until(notifier, lambda: outbox(conn, "sent"))
+    second = open_alert(conn)
+    notifier.route_inbox(conn)  # routed, not yet sent
+    conn.execute("UPDATE notify_outbox SET created_at = now() - interval '31 days'")
+    conn.execute("UPDATE notify_attempts SET started_at = now() - interval '31 days'")
+    notifier._next_prune = 0.0
+    notifier.step()
+    # The old delivered row and its attempt are gone; the undelivered one stayed (and went).
+    rows = conn.execute("SELECT alert_id, status FROM notify_outbox").fetchall()
+    assert rows == [(second, "sent")]
+    assert conn.execute("SELECT count(*) FROM notify_attempts").fetchone()[0] == 1
+    assert len(logged_keys(tmp_path / "hooks.jsonl")) == 2
+
+
+def test_update_sent_only_when_severity_rises(conn, database_url, receiver, tmp_path):
+    install_routes(
+        conn,
+        route_text({"hook": {"type": "webhook", "url": receiver.url, "secret_env": "HOOK_SECRET"}}),
+    )
+    notifier = Notifier(settings_for(database_url), env=ENV)
+    storm = open_alert(conn, rule="STORM", subject="STORM-1", severity="alarm")
+    add_event(conn, storm, "updated", "alarm")  # the live count changed: not news
+    add_event(conn, storm, "updated", "critical")  # worse: news
+    add_event(conn, storm, "updated", "critical")
+    log = tmp_path / "hooks.jsonl"
+    run_until(
+        notifier,
+        lambda: (
+            len(logged_keys(log)) == 2 and not conn.execute("SELECT 1 FROM notify_inbox").fetchone()
+        ),
+    )
+    for _ in range(3):
+        notifier.step()
+    sent = [json.loads(x)["payload"]["event"] for x in log.read_text().splitlines()]
+    assert [e["type"] for e in sent] == ["opened", "updated"]

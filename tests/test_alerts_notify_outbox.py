@@ -22,6 +22,7 @@ from alerts.notify.receiver import ReceiverState, Server
 from tests.conftest import wait_for
 from tests.test_alerts_notify import (
     ENV,
+    GROUP,
     SECRET,
     Capture,
     install_routes,
@@ -137,7 +138,7 @@ def start_notifier(database_url: str) -> subprocess.Popen[bytes]:
         "MQTT_URL": "mqtt://127.0.0.1:1",
     }
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "urbanwatch"), "notify", "notify"],
+        [str(Path(sys.executable).parent / "urbanwatch"), *GROUP, "notify"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -54,6 +54,9 @@ def row(event: str, **over: Any) -> InboxRow:
         ("cleared", {}, True, False),
         ("resolved", {"status": "resolved"}, True, False),
         ("updated", {}, False, False),
+        ("updated", {"prev_severity": "critical"}, False, False),
+        ("updated", {"prev_severity": "alarm"}, True, False),  # severity rose: news
+        ("updated", {"prev_severity": "critical", "event_severity": "alarm"}, False, False),
         ("commented", {}, False, False),
         ("suppressed", {"suppressed": True}, False, False),
         ("opened", {"suppressed": True}, False, True),  # inhibited: silent, clock set

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from alerts.notify.notifier import Notifier
 from alerts.notify.receiver import ReceiverState, Server
-from tests.test_alerts_notify import ENV, open_alert, outbox, run_until, settings_for
+from tests.test_alerts_notify import ENV, GROUP, open_alert, outbox, run_until, settings_for
 from urbanwatch.cli import main
 from urbanwatch.routing.load import RouteFileError, default_text, parse_route_file
 
@@ -185,18 +185,18 @@ def test_cli_check_and_load_audited(conn, database_url, tmp_path, monkeypatch, c
     monkeypatch.setenv("DATABASE_URL", database_url)
     bad = tmp_path / "bad.yaml"
     bad.write_text(dump(mutate(["crews", "x", "unit"], "ghost")))
-    assert main(["notify", "routes", "check", str(bad)]) == 2
+    assert main([*GROUP, "routes", "check", str(bad)]) == 2
     assert (
         f"{bad}:{line_of(bad.read_text(), '  x:')}: crews.x.unit: no unit 'ghost'"
         in capsys.readouterr().err
     )
-    assert main(["notify", "routes", "load", str(bad)]) == 2
+    assert main([*GROUP, "routes", "load", str(bad)]) == 2
     assert conn.execute("SELECT count(*) FROM notify_routes").fetchone()[0] == 0
-    assert main(["notify", "routes", "load"]) == 0  # the shipped defaults
+    assert main([*GROUP, "routes", "load"]) == 0  # the shipped defaults
     assert "6 routes, 8 crews" in capsys.readouterr().out
     good = tmp_path / "good.yaml"
     good.write_text(dump(BASE))
-    assert main(["notify", "routes", "load", str(good)]) == 0
+    assert main([*GROUP, "routes", "load", str(good)]) == 0
     assert conn.execute("SELECT count(*) FROM notify_routes").fetchone()[0] == len(BASE["routes"])
     entries = conn.execute(
         "SELECT actor, action, after->>'source', before FROM audit_log "
@@ -307,12 +307,12 @@ def test_any_route_file_refused_with_line_or_loaded_and_used(
         event("refused")
         assert 1 <= exc.line <= max(1, len(path.read_text().splitlines()) + 1)
         assert exc.problem
-        assert main(["notify", "routes", "load", str(path)]) == 2
+        assert main([*GROUP, "routes", "load", str(path)]) == 2
         err = capsys.readouterr().err
         assert f"{path}:{exc.line}: " in err and err.count("\n") == 1
         assert conn.execute("SELECT count(*) FROM notify_route_loads").fetchone()[0] == loads_before
         return
-    assert main(["notify", "routes", "load", str(path)]) == 0
+    assert main([*GROUP, "routes", "load", str(path)]) == 0
     event("loaded")
     capsys.readouterr()
     kind, district, severity = alert

@@ -134,7 +134,10 @@ def test_api_command_behind_a_prefix_stripping_proxy(database_url, tmp_path):
     )
     try:
         origin = f"http://127.0.0.1:{port}"
-        status, body = wait_for(lambda: _get(f"{origin}/docs"), what="the API to serve /docs")
+        # Importing every route takes ~5 s on a loaded 2-core machine, more under a test run.
+        status, body = wait_for(
+            lambda: _get(f"{origin}/docs"), timeout=60, what="the API to serve /docs"
+        )
         assert status == 200
         assets, spec = page_urls(body.decode())
         assert sorted(assets) == [

@@ -75,7 +75,7 @@ def test_a_device_cannot_publish_as_another(
     )
     with (
         running_worker(settings),
-        Client(auth_broker.url, "device/mh-1", creds["device/mh-1"]["password"]) as mh1,
+        Client(auth_broker.url, "manhole/mh-1", creds["manhole/mh-1"]["password"]) as mh1,
     ):
         assert mh1.connect() == 0
         forged = mh1.publish(f"{topic_prefix}/manhole/mh-2/telemetry", reading(tilt_deg=90.0))
@@ -102,35 +102,35 @@ def test_unknown_anonymous_and_revoked_clients_are_refused(
 ):
     register(conn, DEVICES)
     creds = urbanwatch.issue("issue", "mh-1", "mh-2", "wl:1")
-    assert set(creds) == {"device/mh-1", "device/mh-2", "device/wl%3A1"}
+    assert set(creds) == {"manhole/mh-1", "manhole/mh-2", "waterlog/wl%3A1"}
     url = auth_broker.url
     assert connack_of(url, None, None) == NOT_AUTHORIZED  # anonymous
-    assert connack_of(url, "device/mh-9", "whatever") == NOT_AUTHORIZED  # unknown
-    assert connack_of(url, "device/mh-1", creds["device/mh-2"]["password"]) == NOT_AUTHORIZED
-    assert connack_of(url, "device/wl%3A1", creds["device/wl%3A1"]["password"]) == 0
-    assert connack_of(url, "device/mh-1", creds["device/mh-1"]["password"]) == 0
+    assert connack_of(url, "manhole/mh-9", "whatever") == NOT_AUTHORIZED  # unknown
+    assert connack_of(url, "manhole/mh-1", creds["manhole/mh-2"]["password"]) == NOT_AUTHORIZED
+    assert connack_of(url, "waterlog/wl%3A1", creds["waterlog/wl%3A1"]["password"]) == 0
+    assert connack_of(url, "manhole/mh-1", creds["manhole/mh-1"]["password"]) == 0
 
-    revoked = Client(url, "device/mh-1", creds["device/mh-1"]["password"])
-    with Client(url, "device/mh-2", creds["device/mh-2"]["password"]) as connected, revoked:
+    revoked = Client(url, "manhole/mh-1", creds["manhole/mh-1"]["password"])
+    with Client(url, "manhole/mh-2", creds["manhole/mh-2"]["password"]) as connected, revoked:
         assert connected.connect() == 0 and revoked.connect() == 0
         assert urbanwatch("devices", "credentials", "revoke", "-q", "mh-1") == 0
-        assert connack_of(url, "device/mh-1", creds["device/mh-1"]["password"]) == NOT_AUTHORIZED
+        assert connack_of(url, "manhole/mh-1", creds["manhole/mh-1"]["password"]) == NOT_AUTHORIZED
         # Mosquitto 2.0.11 rechecks connected clients on reload: the revoked one is closed.
         wait_for(lambda: revoked.disconnects >= 1, what="the revoked device's connection to close")
         # The reload keeps the other accounts' connections.
         assert connected.publish(f"{topic_prefix}/manhole/mh-2/telemetry", reading()) in ACCEPTED
         assert connected.disconnects == 0
-    assert connack_of(url, "device/mh-2", creds["device/mh-2"]["password"]) == 0
+    assert connack_of(url, "manhole/mh-2", creds["manhole/mh-2"]["password"]) == 0
 
     entries = conn.execute(
         "SELECT action, resource_id, after::text, detail::text FROM audit_log "
         "WHERE resource = 'device_credential' ORDER BY id"
     ).fetchall()
     assert [(a, r) for a, r, _, _ in entries] == [
-        ("issue", "device/mh-1"),
-        ("issue", "device/mh-2"),
-        ("issue", "device/wl%3A1"),
-        ("revoke", "device/mh-1"),
+        ("issue", "manhole/mh-1"),
+        ("issue", "manhole/mh-2"),
+        ("issue", "waterlog/wl%3A1"),
+        ("revoke", "manhole/mh-1"),
     ]
     audit_text = " ".join(f"{after} {detail}" for _, _, after, detail in entries)
     for row in creds.values():
@@ -240,8 +240,8 @@ def test_ingest_and_the_simulator_work_through_their_service_accounts(
             # A device borrowing ingest's client id gets its own (its username) instead.
             thief = Client(
                 auth_broker.url,
-                "device/mh-1",
-                creds["device/mh-1"]["password"],
+                "manhole/mh-1",
+                creds["manhole/mh-1"]["password"],
                 client_id=INGEST_ID,
             )
             with thief:

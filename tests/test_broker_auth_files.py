@@ -30,25 +30,45 @@ def test_our_hashes_and_mosquitto_passwd_s_are_the_same_format(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("principal", "principal_id", "username"),
+    ("principal", "principal_id", "kind", "username"),
     [
-        ("device", "MH-WF-000123", "device/MH-WF-000123"),
-        ("device", "a:b:c", "device/a%3Ab%3Ac"),
-        ("gateway", "GW.07", "gateway/GW.07"),
-        ("service", "ingest", "service/ingest"),
+        ("device", "MH-WF-000123", "manhole", "manhole/MH-WF-000123"),
+        ("device", "a:b:c", "waterlog", "waterlog/a%3Ab%3Ac"),
+        ("gateway", "GW.07", None, "gateway/GW.07"),
+        ("service", "ingest", None, "service/ingest"),
     ],
 )
-def test_usernames(principal, principal_id, username):
-    assert username_for(principal, principal_id) == username
+def test_usernames(principal, principal_id, kind, username):
+    assert username_for(principal, principal_id, kind) == username
 
 
 @pytest.mark.parametrize(
-    ("principal", "principal_id"),
-    [("device", "a/b"), ("device", "x\n"), ("gateway", "#"), ("service", "root")],
+    ("principal", "principal_id", "kind"),
+    [
+        ("device", "a/b", "manhole"),
+        ("device", "x\n", "manhole"),
+        ("device", "mh-1", None),
+        ("device", "mh-1", "gateway"),
+        ("gateway", "#", None),
+        ("service", "root", None),
+    ],
 )
-def test_usernames_refuse_what_no_id_can_be(principal, principal_id):
+def test_usernames_refuse_what_no_account_can_be(principal, principal_id, kind):
     with pytest.raises(ValueError):
-        username_for(principal, principal_id)
+        username_for(principal, principal_id, kind)
+
+
+def test_the_acl_file_grants_by_pattern_and_lists_only_what_patterns_cannot_serve():
+    accounts = [Account("device", f"MH-{i}", "h", "manhole") for i in range(1000)] + [
+        Account("device", "wl:1", "h", "waterlog"),
+        Account("service", "ingest", "h"),
+    ]
+    acl = render_acl_file(accounts, "city")
+    assert acl.count("\nuser ") == 2
+    assert "pattern write city/%u/telemetry\npattern write city/%u/status\n" in acl
+    assert "pattern deny city/gateway/+/status\n" in acl
+    assert "user waterlog/wl%3A1\ntopic write city/waterlog/wl:1/telemetry\n" in acl
+    assert "user service/ingest\ntopic read city/#\n" in acl
 
 
 @pytest.mark.parametrize(
@@ -78,6 +98,8 @@ def test_each_account_is_granted_exactly_its_topics(account, rules):
 def test_the_acl_file_refuses_a_prefix_it_cannot_hold():
     with pytest.raises(ValueError, match="white space"):
         render_acl_file([Account("gateway", "g", "h")], "city one")
+    with pytest.raises(ValueError, match="white space or %"):
+        render_acl_file([], "city%u")
 
 
 def test_files_are_replaced_whole_and_private(tmp_path: Path):
@@ -116,7 +138,7 @@ def test_the_command_refuses_without_storing(conn, database_url, tmp_path, monke
     assert existing.read_text() == "keep me\n"
     assert count(conn, "device_credentials") == 0
     assert cli.main(["devices", "credentials", "rotate", "-q", "mh-1"]) == 0
-    assert "skipped device/mh-1: has no active password" in capsys.readouterr().err
+    assert "skipped manhole/mh-1: has no active password" in capsys.readouterr().err
     assert count(conn, "device_credentials") == 0
 
 
@@ -142,10 +164,12 @@ def test_reissuing_rotates_existing_accounts(conn, database_url, monkeypatch, ca
     first = capsys.readouterr().out.splitlines()[1].split(",")[1]
     argv = ["devices", "credentials", "issue", "-q", "--rotate-existing", "--kind", "manhole"]
     assert cli.main(argv) == 0
-    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()[1:]]
-    assert [r[0] for r in rows] == ["device/mh-1", "device/mh-2"]
+    captured = capsys.readouterr()
+    assert "issued 1, rotated 1 account(s), skipped 0" in captured.err
+    rows = [line.split(",") for line in captured.out.splitlines()[1:]]
+    assert [r[0] for r in rows] == ["manhole/mh-1", "manhole/mh-2"]
     (hashed,) = conn.execute(
-        "SELECT password_hash FROM device_credentials WHERE username = 'device/mh-1'"
+        "SELECT password_hash FROM device_credentials WHERE username = 'manhole/mh-1'"
     ).fetchone()
     assert verify_password(rows[0][1], hashed) and not verify_password(first, hashed)
     actions = conn.execute(

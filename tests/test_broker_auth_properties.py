@@ -65,14 +65,14 @@ def test_issue_writes_valid_files_and_the_broker_accepts_exactly_the_selection(
         username, hashed = line.split(":", 1)
         assert username in issued and ":" not in username and hashed.startswith("$7$")
         assert verify_password(issued[username]["password"], hashed)
-        principal, _, rest = username.partition("/")
-        assert rest.replace("%3A", ":") == issued[username]["id"] and principal in (
-            "device",
-            "service",
-        )
+        level, _, rest = username.partition("/")
+        assert rest.replace("%3A", ":") == issued[username]["id"]
+        assert level == (kind if issued[username]["principal"] == "device" else "service")
     acl = (auth_broker.auth_dir / "acl").read_text()
-    for device in selected:
-        assert f"topic write {topic_prefix}/{kind}/{device}/telemetry\n" in acl
+    assert f"pattern write {topic_prefix}/%u/telemetry\n" in acl
+    for device in selected:  # the pattern serves an id without ':'; the others have a block
+        own_rules = f"topic write {topic_prefix}/{kind}/{device}/telemetry\n" in acl
+        assert own_rules == (":" in device)
 
     url = auth_broker.url
     ingest = issued.pop("service/ingest")
@@ -84,6 +84,11 @@ def test_issue_writes_valid_files_and_the_broker_accepts_exactly_the_selection(
                 assert device.connect() == 0
                 own = f"{topic_prefix}/{kind}/{row['id']}/telemetry"
                 assert device.publish(own, b"{}") in ACCEPTED
+                other_kind = next(k for k in sorted(KINDS) if k != kind)
+                wrong = f"{topic_prefix}/{other_kind}/{row['id']}/telemetry"  # its id, not its kind
+                assert device.publish(wrong, b"{}") == NOT_AUTHORIZED
+                gateway = f"{topic_prefix}/gateway/{row['id']}/telemetry"
+                assert device.publish(gateway, b"{}") == NOT_AUTHORIZED
                 others = [d for d in fleet if d != row["id"]]
                 if others:  # the same kind's topic of any other device is refused
                     assert device.publish(
@@ -94,5 +99,5 @@ def test_issue_writes_valid_files_and_the_broker_accepts_exactly_the_selection(
         expected = sorted(f"{topic_prefix}/{kind}/{r['id']}/telemetry" for r in issued.values())
         assert sorted(t for t, _ in watcher.received) == expected
     for device in set(fleet) - selected:  # registered, but not selected: no account
-        username = "device/" + device.replace(":", "%3A")
+        username = f"{fleet[device]}/" + device.replace(":", "%3A")
         assert connack_of(url, username, "anything") == NOT_AUTHORIZED

@@ -62,7 +62,14 @@ def test_json_round_trips_through_the_sdk_models(board):
 def test_uids_are_unique_and_stable_and_folders_known():
     uids = [b["uid"] for b in BOARDS_JSON]
     assert len(set(uids)) == len(uids)
-    assert set(uids) == {"uw-live", "uw-manhole", "uw-waterlog", "uw-streetlight", "uw-water"}
+    assert set(uids) == {
+        "uw-plan",
+        "uw-live",
+        "uw-manhole",
+        "uw-waterlog",
+        "uw-streetlight",
+        "uw-water",
+    }
     assert {p.parent.name for p in JSON_DIR.glob("*/*.json")} <= {f.uid for f in FOLDERS}
 
 
@@ -121,6 +128,11 @@ def test_every_variable_used_is_defined_before_use(board):
         for target in panel.get("targets", []):
             missing = used_variables(target["rawSql"]) - set(defined)
             assert not missing, f"panel {panel['id']} uses undefined {missing}"
+        missing = used_variables(panel["title"] + json.dumps(panel.get("fieldConfig"))) - set(
+            defined
+        )
+        assert not missing, f"panel {panel['id']} title or links use undefined {missing}"
+    assert used_variables(json.dumps(board.get("links", []))) <= set(defined)
 
 
 @pytest.mark.parametrize("board", BOARDS_JSON, ids=lambda b: b["uid"])

@@ -4,6 +4,8 @@ episodes and storm incidents (docs/alerts.md "Group detectors")."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alerts.detectors import DetectorConfig, Site
 from alerts.detectors.common import order_along
@@ -322,3 +324,61 @@ def test_a_dark_segment_seen_before_the_circuit_escalates_goes_under_it_when_it_
     changes = det.on_transition(tr(lamps[2], "SL_SUPPLY_LOSS", "open", T + 900, T))
     (circuit,) = [c for c in changes if c.rule_id == CIRCUIT_RULE]
     assert circuit.action == "open" and (DARK_RULE, "R1-S00") in circuit.children
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.booleans()), max_size=40))
+def test_any_lamp_sequence_keeps_circuit_and_dark_alerts_consistent(steps) -> None:
+    """Random supply losses, lamp failures and recoveries on a 6-lamp circuit: the circuit
+    alert is open exactly while the escalation rule holds, opens and clears alternate, and a
+    dark segment is open exactly while two adjacent lamps are out."""
+    lamps = [lamp(i) for i in range(6)]
+    det = LightingDetector(topology(*lamps), DetectorConfig(dark_after_s=0))
+    out: dict[str, set[int]] = {"SL_SUPPLY_LOSS": set(), "SL_LAMP_OUT": set()}
+    state = {CIRCUIT_RULE: False, DARK_RULE: False}
+    for n, (i, supply, fail) in enumerate(steps):
+        rule = "SL_SUPPLY_LOSS" if supply else "SL_LAMP_OUT"
+        action = "open" if fail else "clear"
+        if (i in out[rule]) == fail:
+            continue  # the engine never repeats a transition
+        (out[rule].add if fail else out[rule].discard)(i)
+        for c in det.on_transition(tr(lamps[i], rule, action, T + n)):
+            if c.action in ("open", "clear"):
+                assert state[c.rule_id] == (c.action == "clear")  # alternate
+                state[c.rule_id] = c.action == "open"
+            else:
+                assert state[c.rule_id]  # updates only while open
+        assert state[CIRCUIT_RULE] == det.escalated(len(out["SL_SUPPLY_LOSS"]), 6)
+        dark = out["SL_SUPPLY_LOSS"] | out["SL_LAMP_OUT"]
+        assert state[DARK_RULE] == any(j in dark and j + 1 in dark for j in range(5))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["IN", "P1", "P2"]), st.booleans(), st.integers(0, 900)),
+                max_size=40))  # fmt: skip
+def test_any_meter_sequence_keeps_the_burst_alert_consistent(steps) -> None:
+    """Random flow anomalies and pressure drops in one DMA: the burst opens only with a flow
+    anomaly and both pressure points down, clears only when no meter alert is left, and
+    alternates open/clear."""
+    sites = {"IN": IN, "P1": P1, "P2": P2}
+    det = BurstDetector(topology(IN, P1, P2), DetectorConfig(burst_window_s=1800))
+    down: set[str] = set()
+    is_open, t = False, T
+    for name, fail, dt in steps:
+        t += dt
+        if (name in down) == fail:
+            continue
+        (down.add if fail else down.discard)(name)
+        rule = "WS_FLOW_ANOMALY" if name == "IN" else "WS_PRESSURE_DROP"
+        for c in det.on_transition(tr(sites[name], rule, "open" if fail else "clear", t)):
+            if c.action == "open":
+                assert not is_open and down == {"IN", "P1", "P2"}
+                is_open = True
+            elif c.action == "clear":
+                assert is_open and not down
+                is_open = False
+            else:
+                assert is_open
+        assert ("DMA-01" in det.bursts) == is_open
+        if not down:
+            assert not is_open

@@ -22,8 +22,6 @@ SKIPPED = (
     # applied migrations are never edited, even their comments (DEVELOPERS.md)
     "urbanwatch/sql/001_core.sql",
     "urbanwatch/sql/timescale/003_timeseries.sql",
-    "urbanwatch/sql/013_plan_targets.sql",
-    "urbanwatch/sql/014_ledgers.sql",
 )
 
 # Files outside the repository, by name (built from parts so this file does not name them).

@@ -166,3 +166,34 @@ def test_key_expiry_needs_a_time_zone():
         ApiKeyCreate(name="x", role=Role.viewer, expires_at=datetime(2027, 1, 1))
     ok = ApiKeyCreate(name="x", role=Role.crew, unit="城管局", expires_at=T0)
     assert ok.unit == "城管局"
+
+
+def test_compose_requires_the_api_secret_and_defaults_no_password():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    services = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
+    api_env, migrate_env = services["api"]["environment"], services["migrate"]["environment"]
+    assert api_env["API_SECRET_KEY"] == "${API_SECRET_KEY:?set API_SECRET_KEY in .env}"
+    assert migrate_env["URBANWATCH_ADMIN_PASSWORD"] == "${URBANWATCH_ADMIN_PASSWORD:-}"
+    assert "API_SECRET_KEY" not in services["ingest"]["environment"]  # only the API holds it
+
+
+@pytest.mark.parametrize(
+    ("role", "own_unit", "alert_unit", "works"),
+    [
+        ("crew", "水务局", "水务局", True),
+        ("crew", "水务局", "城管局", False),
+        ("crew", "水务局", None, False),
+        ("viewer", None, "水务局", False),
+        ("operator", None, "城管局", True),
+        ("admin", None, None, True),
+    ],
+)
+def test_who_works_a_units_alerts(role, own_unit, alert_unit, works):
+    from api.auth import Principal
+
+    principal = Principal("user:x", Role(role), own_unit, "127.0.0.1")
+    assert principal.works_for(alert_unit) is works

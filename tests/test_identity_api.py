@@ -290,3 +290,29 @@ def test_audit_filters_and_pages(client):
     assert future["count"] == 0
     bad = client.get("/audit", params={"since": "yesterday"}, headers=admin)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "since"]
+
+
+def test_the_application_role_may_run_sign_in_and_account_changes(database_url):
+    """The services log in as members of urbanwatch_app (docs/security.md): migration 009
+    grants it what sign-in and the account operations need."""
+    from urbanwatch.identity import sessions
+    from urbanwatch.identity.models import UserUpdate
+
+    add_user(database_url, "root.admin", Role.admin, ADMIN_PW)
+    policy = sessions_policy()
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET ROLE urbanwatch_app")
+        pair = sessions.sign_in(conn, "root.admin", ADMIN_PW, "10.0.0.1", policy)
+        sessions.refresh(conn, pair.refresh_token, "10.0.0.1", policy)
+        with pytest.raises(sessions.SignInRefused):
+            sessions.sign_in(conn, "root.admin", "wrong password!", "10.0.0.1", policy)
+        actor = audit.Actor("user:root.admin", "admin", "10.0.0.1")
+        add = UserCreate(username="x.viewer", password=SecretStr(CREW_PW), role=Role.viewer)
+        accounts.create_user(conn, actor, add)
+        accounts.update_user(conn, actor, "x.viewer", UserUpdate(disabled=True))
+
+
+def sessions_policy():
+    from api.routes.auth import policy
+
+    return policy(api_settings("postgresql:///unused"))

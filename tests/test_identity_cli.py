@@ -178,3 +178,10 @@ def test_keys_create_prints_the_key_once_and_revoke_ends_it(database_url):
         (ME, "revoke", key_id),
     ]
     assert key not in str(entries(database_url))
+
+
+def test_the_api_will_not_start_without_its_secret():
+    ran = cli(NOWHERE_DB, "api", "--port", "1", API_SECRET_KEY="")
+    assert ran.returncode == 2 and ran.stdout == ""
+    assert ran.stderr.startswith("urbanwatch: error: setting API_SECRET_KEY: unset; ")
+    assert ran.stderr.count("\n") == 1

@@ -12,7 +12,7 @@ import pytest
 from urbanwatch import audit, cli
 from urbanwatch.kpi import snapshot
 from urbanwatch.kpi.base import load_all
-from urbanwatch.ledgers import files, store, verify
+from urbanwatch.ledgers import candidates, files, store, verify
 from urbanwatch.ledgers.base import get_ledger
 from urbanwatch.queries import kpi as q
 
@@ -50,6 +50,12 @@ def device(conn, device_id, kind, district, **attrs):
         "VALUES (%s, %s, %s, 36.1, 114.4, %s::jsonb)",
         (device_id, kind, district, psycopg.types.json.Jsonb(attrs)),
     )
+
+
+@pytest.fixture
+def database_url(storage_database_url: str) -> str:
+    """Both storages: readings-based KPIs and late-data recomputation on TimescaleDB too."""
+    return storage_database_url
 
 
 @pytest.fixture
@@ -226,3 +232,32 @@ def test_kpi_cli(city, database_url, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:  # argparse refuses the option value itself
         cli.main(["kpi", "snapshot", "--date", "2021-02-30"])
     assert exc.value.code == 2
+
+
+def test_sensor_alerts_open_defect_candidates_once_and_they_count_only_when_confirmed(city):
+    city.execute("UPDATE manhole_covers SET smart_monitor_id = 'MH-B2' WHERE cover_id = 'B1'")
+    opened = datetime(2022, 3, 1, 17, tzinfo=UTC)  # 2022-03-02 01:00 local
+    for rule, severity in (("MH_FLIP", "critical"), ("MH_OPEN", "alarm"), ("MH_TILT", "alarm")):
+        city.execute(
+            "INSERT INTO alerts (rule_id, subject, device_id, kind, severity, opened_at, title) "
+            "VALUES (%s, 'MH-B2', 'MH-B2', 'manhole', %s, %s, 't')",
+            (rule, severity, opened),
+        )
+    assert candidates.open_candidates(city, ACTOR) == 2  # MH_OPEN inside a work window: none
+    assert candidates.open_candidates(city, ACTOR) == 0
+    rows = city.execute(
+        "SELECT defect_type, status, source, discovered_on FROM manhole_defects "
+        "WHERE cover_id = 'B1' AND source = 'sensor' ORDER BY defect_type"
+    ).fetchall()
+    assert rows == [
+        ("DISPLACED", "candidate", "sensor", date(2022, 3, 2)),
+        ("MISSING", "candidate", "sensor", date(2022, 3, 2)),
+    ]
+    spec = load_all()["manhole.defect_remediation_rate_all"]
+    city_scope = snapshot.scope_named(city, "city")
+    before = snapshot.compute(city, spec, date(2022, 3, 31), city_scope)
+    city.execute(
+        "UPDATE manhole_defects SET status = 'confirmed' WHERE defect_type = 'MISSING' AND cover_id = 'B1'"
+    )
+    after = snapshot.compute(city, spec, date(2022, 3, 31), city_scope)
+    assert after.denominator == before.denominator + 1

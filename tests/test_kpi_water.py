@@ -1,5 +1,5 @@
 """Water KPIs (urbanwatch/kpi/water.py): CJJ 92-2016 as revised in 2018 against hand-computed
-fixtures, DOMAIN.md §5.2's worked example, and the ledger-to-KPI path on the real database."""
+fixtures, docs/domain.md §5.2's worked example, and the ledger-to-KPI path on the real database."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import csv
 import io
 from datetime import date, datetime
 
+import psycopg
 import pytest
 
 from simulators.backfill import backfill
@@ -19,6 +20,7 @@ from urbanwatch import audit, registry
 from urbanwatch.kpi.base import Scope, load_all
 from urbanwatch.ledgers import files, store
 from urbanwatch.ledgers.base import get_ledger
+from urbanwatch.migrate import migrate
 
 ACTOR = audit.Actor("user:tester", "operator", "test")
 # The KPI's period is the year to 2 January: two whole days of history, with an hour on either
@@ -44,7 +46,8 @@ def _import(conn, name: str, data: bytes) -> None:
     assert report.errors == [] and report.created > 0
 
 
-def test_each_dma_leakage_within_half_a_point_of_the_truth(conn):
+def _load(conn) -> dict[str, dict]:
+    """The small fleet's DMA ledger imported and two days of its history backfilled."""
     fleet = make_fleet(1, "small")
     registry.import_rows(conn, registry_rows(fleet))
     truth = {d["dma_id"]: d for d in dma_truth(fleet)}
@@ -61,7 +64,11 @@ def test_each_dma_leakage_within_half_a_point_of_the_truth(conn):
     # No background faults: a burst is leakage the ground truth's constant rate leaves out.
     world = build_world(fleet, START - HOUR, END + HOUR, background=False)
     backfill(conn, Simulation(fleet, world, START - HOUR), START - HOUR, END + HOUR, progress=False)
+    return truth
 
+
+def test_each_dma_leakage_within_half_a_point_of_the_truth(conn):
+    truth = _load(conn)
     spec = load_all()["water.loss_rate_R_WL"]
     items = spec.items(conn, AS_OF, Scope("city", None), {})
     assert len(items) == len(truth) >= 2
@@ -79,3 +86,21 @@ def test_each_dma_leakage_within_half_a_point_of_the_truth(conn):
     pressure = load_all()["water.pressure_pass_rate"]
     v = pressure.compute(conn, AS_OF, Scope("city", None), dict(pressure.defaults))
     assert v.denominator and v.denominator > 0 and v.value is not None and v.value > 90
+
+
+def _answers(url: str) -> list:
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+        _load(conn)
+        keys = [k for k in load_all() if k.startswith("water.")]
+        city = Scope("city", None)
+        values = [
+            load_all()[k].compute(conn, AS_OF, city, dict(load_all()[k].defaults)) for k in keys
+        ]
+        items = load_all()["water.loss_rate_R_BL"].items(conn, AS_OF, city, {})
+        return [values, items]
+
+
+@pytest.mark.timescale
+def test_timescale_and_plain_give_the_same_water_kpis(empty_database, timescale_empty_database):
+    assert _answers(empty_database) == _answers(timescale_empty_database)

@@ -59,7 +59,10 @@ def test_dmas_and_meters_with_chinese_headers_and_names(conn):
     report = _import(conn, METERS, METERS_CSV.encode())
     assert report.created == 3
     assert [line for line, _ in report.errors] == [4, 5]
-    assert report.errors[0][1].startswith("role: Input should be")
+    assert report.errors[0][1] == (
+        "role: not one of 进水/进水表/出水/出水表/用户/用户表/大用户/小区总表/户表/抄表到户/测压点/压力 "
+        "(inlet/outlet/customer/household/pressure): '水塔'"
+    )
     assert report.errors[1][1].startswith("dma_id: not found")
     rows = {r["meter_id"]: r for r in queries.iter_rows(conn, METERS)}
     assert rows["M1"]["role"] == "inlet" and rows["M1"]["billed"] is True

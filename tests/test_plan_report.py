@@ -96,9 +96,14 @@ def test_report_statuses_projection_and_worst_districts(conn):
     # 40 % on 10-02, 11-01, 12-01 (recomputed), 60 % now: +6.1/month carries it past 100 %
     assert t2.assessment.status == "on_track" and t2.assessment.projection > 100
     assert [d.code for d in t2.worst] == ["beiguan"] and t2.worst[0].value == 0.0
-    assert rows["T6a"].assessment.status == "no_data"  # lighting KPIs not installed here
-    assert "not installed" in rows["T6a"].assessment.reasoning
+    assert rows["T6a"].assessment.status == "no_data"  # no lighting ledger: nothing to count
+    assert rows["T6a"].assessment.reasoning == "nothing to count yet (no data)"
     assert rows["T10"].assessment.reasoning == "no KPI measures this target"
+    targets.edit_target(conn, "T7", {"kpi": "lighting.not_yet_written"}, ACTOR)
+    t7 = next(r for r in build_report(conn, date(2021, 12, 31)).rows if r.target.id == "T7")
+    assert (t7.assessment.status, t7.assessment.reasoning) == (
+        "no_data", "KPI lighting.not_yet_written is not installed"
+    )  # fmt: skip
     later = {r.target.id: r for r in build_report(conn, date(2022, 1, 10)).rows}
     assert later["T1"].assessment.status == "met"  # judged on its deadline
     beiguan = {

@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     # A rate-limited channel (the robots) that just sent a digest waits this long before
     # the next message, so a storm arrives as a few digests rather than 20 a minute.
     notify_digest_interval_s: float = Field(30, gt=0)
+    # Delivered outbox rows and their attempts are kept this long (checked hourly).
+    notify_keep_days: float = Field(30, gt=0)
     # Give up (status 'dead') on a message still undelivered this long after it was queued.
     notify_give_up_h: float = Field(24, gt=0)
 

@@ -6,8 +6,10 @@ daily` (alerts/detectors/daily.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import psycopg
+from pydantic import ValidationError
 
 from alerts.detectors.common import Site, Topology
 from alerts.detectors.config import DetectorConfig
@@ -16,6 +18,7 @@ from alerts.detectors.water import BurstDetector
 from alerts.detectors.waterlog import WaterlogDetector
 from alerts.groups import GroupDetector
 from urbanwatch import db
+from urbanwatch.errors import UsageError
 from urbanwatch.queries import detectors as detector_queries
 from urbanwatch.settings import Settings
 
@@ -43,10 +46,13 @@ def load_detectors(
 ) -> list[Detector]:
     """The default detectors over the registry, seeded from the unresolved alerts of a
     previous run (a restarted engine carries on with open circuits, bursts and episodes)."""
-    rows = detector_queries.sites(conn)
-    sites = [
-        Site(d, k, district, lat, lon, attrs or {}) for d, k, district, lat, lon, attrs in rows
-    ]
+    places = detector_queries.ledger_places(conn)
+    sites = []
+    for d, k, district, lat, lon, attrs in detector_queries.sites(conn):
+        attrs = dict(attrs or {})
+        if d in places:  # the lighting ledger's segment and position win
+            attrs["segment"], attrs["position"] = places[d]
+        sites.append(Site(d, k, district, lat, lon, attrs))
     detectors = build_detectors(sites, config)
     for detector in detectors:
         detector.restore(detector_queries.unresolved(conn, list(detector.RULES)))
@@ -54,8 +60,18 @@ def load_detectors(
     return detectors
 
 
+def parse_config(data: Any) -> DetectorConfig:
+    """DETECTORS_CONFIG, or a one-line refusal naming the field."""
+    try:
+        return DetectorConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(the whole value)"
+        raise UsageError(f"DETECTORS_CONFIG: {where}: {first['msg']}") from None
+
+
 def default_detectors(settings: Settings) -> Sequence[GroupDetector]:
     """What `urbanwatch alerts run` plugs into its engine."""
-    config = DetectorConfig.model_validate(settings.detectors_config)
+    config = parse_config(settings.detectors_config)
     with db.connect(settings.database_url) as conn:
         return load_detectors(conn, config)

@@ -12,7 +12,13 @@ from typing import Any
 
 from urbanwatch.queries.alerts import Change
 
-ORDER_ATTRS = ("position", "order", "pole_seq", "seq")  # explicit order along a segment
+ORDER_ATTRS = (
+    "position",
+    "position_m",
+    "order",
+    "pole_seq",
+    "seq",
+)  # explicit order along a segment
 
 
 def utc(t: float) -> datetime:
@@ -131,7 +137,7 @@ class Topology:
                 if group:
                     top.circuit_of[s.device_id] = str(group)
                     top.circuit_size[str(group)] = top.circuit_size.get(str(group), 0) + 1
-                seg = s.attrs.get("segment") or s.attrs.get("road_segment")
+                seg = s.attrs.get("segment") or s.attrs.get("segment_id")
                 if seg is None and s.attrs.get("road"):
                     seg = s.attrs["road"]
                 if seg:

@@ -1,4 +1,4 @@
-"""The group detectors' parameters (DOMAIN.md §3.3, §4.3, §5.5–5.6; [P] where proposed).
+"""The group detectors' parameters (docs/domain.md §3.3, §4.3, §5.5–5.6; [P] where proposed).
 `DETECTORS_CONFIG` (JSON, settings field `detectors_config`) overrides any of them."""
 
 from __future__ import annotations

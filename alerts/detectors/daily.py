@@ -1,4 +1,4 @@
-"""The nightly DMA rules (DOMAIN.md §5.5), pure: the night's MNF from 15-min net-inflow
+"""The nightly DMA rules (docs/domain.md §5.5), pure: the night's MNF from 15-min net-inflow
 buckets, its baseline, data completeness, and DMA_MNF_RISE / DMA_MNF_STEP / DMA_HIGH_LEAKAGE.
 `urbanwatch alerts daily` (alerts/detectors/cli.py) feeds it from the database and stores what
 it returns; running it again for a night gives the same rows and alerts."""

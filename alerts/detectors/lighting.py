@@ -1,4 +1,4 @@
-"""Street lighting groups (DOMAIN.md §4.3): SL_SUPPLY_LOSS escalated to one circuit (or
+"""Street lighting groups (docs/domain.md §4.3): SL_SUPPLY_LOSS escalated to one circuit (or
 cabinet) alert that suppresses the per-lamp alerts, and dark road segments (≥ 2 adjacent
 lamps out longer than the configured time). Pure: state in memory, time from the readings."""
 

@@ -1,4 +1,4 @@
-"""Suspected burst (DOMAIN.md §5.6): WS_FLOW_ANOMALY at a DMA inlet and WS_PRESSURE_DROP at
+"""Suspected burst (docs/domain.md §5.6): WS_FLOW_ANOMALY at a DMA inlet and WS_PRESSURE_DROP at
 the DMA's pressure points within a window -> one critical alert for the DMA, the meter alerts
 under it (suppressed). It clears when neither kind of meter alert is open any more."""
 

@@ -1,4 +1,4 @@
-"""Waterlogging groups (DOMAIN.md §3.3): one WL_EVENT per flooding episode per point (opens
+"""Waterlogging groups (docs/domain.md §3.3): one WL_EVENT per flooding episode per point (opens
 at ≥ 15 cm, closes once < 5 cm has held 30 min; max depth, minutes ≥ 15 cm, time to drain,
 the event's rain; updated live while open), and one storm incident per rain episode that
 groups the city's waterlogging alerts and events (children suppressed: one notification with a
@@ -183,8 +183,8 @@ class WaterlogDetector:
                 depth, ts, ts, depth, updated_at=ts,
             )  # fmt: skip
             self.episodes[device.device_id] = ep
-            changes = [self._event("open", device, ep, ts)]
-            return changes + self._storm_add(ep, ts)
+            storm = self._storm_add(ep, ts)  # first, so the event names its storm
+            return [self._event("open", device, ep, ts), *storm]
         if ep.last_depth >= self.cfg.event_open_cm:
             ep.above_s += ts - ep.last_ts
         grew = depth >= ep.max_depth + 1.0

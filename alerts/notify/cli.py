@@ -1,8 +1,7 @@
 """`urbanwatch alerts notify | receiver | routes`: the notifier, the reference webhook
 receiver and the route file (docs/notifications.md).
 
-`register_notify(subparsers)` adds the three to the `alerts` command (owned by the engine);
-`register` is a standalone `urbanwatch notify ...` until the two are joined.
+`register_notify(subparsers)` adds the three to the `alerts` command (alerts/cli.py).
 """
 
 from __future__ import annotations
@@ -27,17 +26,6 @@ from urbanwatch.routing.model import RouteFile
 from urbanwatch.settings import Settings
 
 logger = logging.getLogger("alerts.notify")
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "notify",
-        help="alert notifications: notifier, webhook receiver, routes (temporary name; "
-        "becomes part of `urbanwatch alerts`)",
-        description="Alert routing and notifications (docs/notifications.md).",
-    )
-    p.set_defaults(func=None, parser=p)
-    register_notify(p.add_subparsers(dest="notify_command", metavar="ACTION"))
 
 
 def register_notify(sub: Any) -> None:

@@ -38,6 +38,7 @@ EVENT_ZH = {
     "acknowledged": "已确认",
     "cleared": "已恢复",
     "resolved": "已解决",
+    "updated": "级别升高",  # sent only when the severity rose
 }
 KIND_ZH = {"manhole": "井盖", "waterlog": "积水", "streetlight": "路灯", "watermeter": "供水"}
 WECOM_COLOUR = {"critical": "warning", "alarm": "warning", "warning": "comment", "info": "info"}

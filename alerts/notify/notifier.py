@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 
 import psycopg
@@ -31,6 +32,7 @@ from urbanwatch.settings import Settings
 logger = logging.getLogger("alerts.notify")
 INBOX_BATCH = 500  # events routed per transaction
 SINGLE_BATCH = 50  # webhook / MQTT rows leased at once (each sent and logged on its own)
+PRUNE_EVERY_S = 3600  # how often old outbox rows are dropped (NOTIFY_KEEP_DAYS)
 DIGEST_MAX = 1000  # events one digest may cover; the message counts them all
 
 
@@ -45,6 +47,7 @@ class Notifier:
         self._routes: RouteFile | None = None
         self._routes_load: int | None = None
         self._tuned: psycopg.Connection | None = None
+        self._next_prune = 0.0
 
     def routes(self, conn: psycopg.Connection) -> RouteFile:
         """The loaded routing, re-read when a new file was loaded."""
@@ -70,6 +73,16 @@ class Notifier:
             conn.execute("SET synchronous_commit = off")
             conn.commit()
             self._tuned = conn
+        if time.monotonic() >= self._next_prune:
+            pruned = q.prune(conn, self.settings.notify_keep_days)
+            conn.commit()
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            if pruned:
+                logger.info(
+                    "pruned %d outbox row(s) older than %g days",
+                    pruned,
+                    self.settings.notify_keep_days,
+                )
         done = self.route_inbox(conn) + self.escalate(conn)
         for channel in q.channels_due(conn):
             conn.commit()

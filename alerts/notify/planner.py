@@ -26,6 +26,18 @@ NOTIFY_EVENTS = frozenset(
         "resolved",
     }
 )
+SEVERITY_RANK = {"info": 0, "warning": 1, "alarm": 2, "critical": 3}
+
+
+def is_news(ev: InboxRow) -> bool:
+    """Sent events, and an 'updated' that raised the severity (a storm incident or circuit
+    alert growing worse); other updates are not news."""
+    if ev.event == "updated":
+        before = SEVERITY_RANK.get(ev.prev_severity or "", 99)
+        return SEVERITY_RANK.get(ev.event_severity, -1) > before
+    return ev.event in NOTIFY_EVENTS
+
+
 # Events that (re)start the acknowledge clock; 'refired' and 'unsuppressed' only start one
 # that is not running (a flapping alert must not postpone its escalation forever).
 STARTS_CLOCK = frozenset({"opened", "reopened"})
@@ -59,7 +71,7 @@ def plan_event(routes: RouteFile, ev: InboxRow, env: Mapping[str, str]) -> Plan:
     due = ev.ack_due_at
     if set_due:
         due = ev.at + timedelta(seconds=sla.ack) if sla and sla.ack else None
-    if ev.event not in NOTIFY_EVENTS or ev.suppressed:
+    if not is_news(ev) or ev.suppressed:
         return Plan([], due, set_due)
     route = routes.resolve(ev.kind, ev.district, ev.severity, unit=ev.unit)
     if route is None:  # a loaded file always has a catch-all; kept for safety

@@ -102,7 +102,23 @@ def _selection(args: argparse.Namespace) -> fleet.Selection:
 
 def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
     out, path = _password_sink(getattr(args, "csv", None))
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    prefix = settings.mqtt_topic_prefix
     issued: list[fleet.Issued] = []
+
+    def hand_out(i: fleet.Issued) -> None:
+        issued.append(i)
+        topics = " ".join(i.topics(prefix))
+        kind = i.target.kind or ""
+        row = (i.username, i.password, i.username, i.target.principal, i.target.principal_id)
+        writer.writerow((*row, kind, topics))
+
+    def on_disk() -> None:  # the passwords are safe in the file before their hashes commit
+        out.flush()
+        if path is not None:
+            os.fsync(out.fileno())
+
     try:
         with db.connect(settings.database_url) as conn:
             targets = fleet.resolve(conn, _selection(args))
@@ -111,26 +127,11 @@ def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
                 args.action,
                 targets,
                 audit.Actor.cli(),
-                on_issued=issued.append,
+                on_issued=hand_out,
                 progress=not args.quiet,
                 rotate_existing=getattr(args, "rotate_existing", False),
+                before_commit=on_disk,
             )
-            writer = csv.writer(out)
-            writer.writerow(CSV_COLUMNS)
-            prefix = settings.mqtt_topic_prefix
-            for i in issued:
-                writer.writerow(
-                    (
-                        i.username,
-                        i.password,
-                        i.username,
-                        i.target.principal,
-                        i.target.principal_id,
-                        i.target.kind or "",
-                        " ".join(i.topics(prefix)),
-                    )
-                )
-            out.flush()
     except BaseException:
         if path is not None:
             with suppress(OSError):
@@ -143,8 +144,11 @@ def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(out.getvalue() if isinstance(out, io.StringIO) else "")
     for username, why in outcome.skipped[:20]:
         print(f"skipped {username}: {why}", file=sys.stderr)
-    verb = {"issue": "issued", "rotate": "rotated", "revoke": "revoked"}[args.action]
-    print(f"{verb} {len(outcome.done)} account(s), skipped {len(outcome.skipped)}", file=sys.stderr)
+    verbs = {"issue": "issued", "rotate": "rotated", "revoke": "revoked"}
+    done = [f"{verbs[a]} {n}" for a, n in sorted(outcome.actions.items())] or [
+        f"{verbs[args.action]} 0"
+    ]
+    print(f"{', '.join(done)} account(s), skipped {len(outcome.skipped)}", file=sys.stderr)
     if path is not None and issued:
         print(
             f"passwords in {path} (mode 0600): hand it to the installer, then delete it",
@@ -172,15 +176,11 @@ def _password_sink(path: Path | None) -> tuple[IO[str], Path | None]:
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     with db.connect(settings.database_url) as conn:
         selection = _selection(args)
-        usernames = None
+        keys = None
         if not selection.is_empty():
-            from urbanwatch.credentials.accounts import username_for
-
-            usernames = [
-                username_for(t.principal, t.principal_id)  # type: ignore[arg-type]
-                for t in fleet.resolve(conn, selection)
-            ]
-        rows = queries.list_credentials(conn, usernames)
+            targets = fleet.resolve(conn, selection)
+            keys = [queries.key(t.principal, t.principal_id) for t in targets]
+        rows = queries.list_credentials(conn, keys)
     for r in rows:
         state = "revoked" if r.revoked_at else "active"
         changed = r.revoked_at or r.rotated_at or r.issued_at
@@ -214,7 +214,9 @@ def sync(settings: Settings, **overrides: Any) -> str:
         overrides.get("reload_command") or settings.broker_reload_command,
     )
     left = (
-        f"; {len(orphans)} account(s) of devices no longer registered left out" if orphans else ""
+        f"; left out {len(orphans)} account(s) of devices deleted or re-kinded since"
+        if orphans
+        else ""
     )
     return f"wrote {len(accounts)} account(s) to {paths[0]} and {paths[1]}{left}; {reloaded}"
 

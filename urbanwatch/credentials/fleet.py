@@ -8,6 +8,7 @@ the database keeps its `$7$` hash, which `broker sync` copies into Mosquitto's f
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,7 +18,7 @@ from tqdm import tqdm
 
 from urbanwatch import audit
 from urbanwatch.credentials.accounts import SERVICES, Account, Principal, acl_rules, username_for
-from urbanwatch.credentials.hashing import hash_password, new_password
+from urbanwatch.credentials.hashing import hash_password, new_password, verify_password
 from urbanwatch.errors import UsageError
 from urbanwatch.queries import credentials as queries
 from urbanwatch.queries.credentials import Target
@@ -62,6 +63,7 @@ class Issued:
 class Outcome:
     done: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (username, why)
+    actions: Counter[str] = field(default_factory=Counter)  # issue/rotate/revoke: how many
 
 
 def resolve(conn: psycopg.Connection, selection: Selection) -> list[Target]:
@@ -108,14 +110,18 @@ def change(
     on_issued: Callable[[Issued], None] = lambda _: None,
     progress: bool = False,
     rotate_existing: bool = False,
+    before_commit: Callable[[], None] = lambda: None,
 ) -> Outcome:
     """Apply `action` to each target inside one transaction; `on_issued` gets each new
-    password (before the commit: if it raises, nothing is stored). With `rotate_existing`,
-    `issue` rotates the accounts that already have a password instead of skipping them."""
+    password and `before_commit` runs last (if either raises, nothing is stored: no hash
+    without its password in the installer's hands). With `rotate_existing`, `issue`
+    rotates the accounts that already have a password instead of skipping them."""
     outcome = Outcome()
-    usernames = [username_for(t.principal, t.principal_id) for t in targets]  # type: ignore[arg-type]
+    usernames = [username_for(t.principal, t.principal_id, t.kind) for t in targets]  # type: ignore[arg-type]
+    keys = [queries.key(t.principal, t.principal_id) for t in targets]
     with conn.transaction():
-        current = {row.username: row for row in queries.list_credentials(conn, usernames)}
+        rows = queries.list_credentials(conn, keys)
+        current = {queries.key(r.principal, r.principal_id): r for r in rows}
         bar = tqdm(
             zip(targets, usernames, strict=True),
             total=len(targets),
@@ -124,7 +130,7 @@ def change(
             disable=not progress,
         )
         for target, username in bar:
-            row = current.get(username)
+            row = current.get(queries.key(target.principal, target.principal_id))
             active = row is not None and row.revoked_at is None
             done: Action = "rotate" if action == "issue" and active and rotate_existing else action
             if done == "issue" and active:
@@ -134,6 +140,8 @@ def change(
                 outcome.skipped.append((username, "has no active password: issue one"))
                 continue
             if done == "revoke":
+                assert row is not None
+                username = row.username  # as issued, even if the device's kind changed since
                 queries.revoke(conn, username)
             else:
                 password = new_password()
@@ -141,6 +149,8 @@ def change(
                 on_issued(Issued(target, username, password))
             _audit(conn, actor, done, username, target)
             outcome.done.append(username)
+            outcome.actions[done] += 1
+        before_commit()
     return outcome
 
 
@@ -149,12 +159,10 @@ def set_service_password(
 ) -> Action | None:
     """Make a service account's password `password` (a deployment's secret from its
     environment); returns what was done, None when it already was."""
-    from urbanwatch.credentials.hashing import verify_password
-
     target = Target(principal="service", principal_id=name)
     username = username_for("service", name)
     with conn.transaction():
-        rows = queries.list_credentials(conn, [username])
+        rows = queries.list_credentials(conn, [queries.key("service", name)])
         if rows and rows[0].password_hash and verify_password(password, rows[0].password_hash):
             return None
         action: Action = "rotate" if rows and rows[0].revoked_at is None else "issue"
@@ -168,12 +176,13 @@ def active_accounts(conn: psycopg.Connection) -> tuple[list[Account], list[str]]
     in the registry has no topics to be granted)."""
     accounts, orphans = [], []
     for row in queries.list_credentials(conn, active=True):
-        if row.principal == "device" and row.kind is None:
-            orphans.append(row.username)
-            continue
         principal: Principal = row.principal  # type: ignore[assignment]
         assert row.password_hash is not None
-        accounts.append(Account(principal, row.principal_id, row.password_hash, row.kind))
+        account = Account(principal, row.principal_id, row.password_hash, row.kind)
+        if principal == "device" and (row.kind is None or account.username != row.username):
+            orphans.append(row.username)  # deleted, or its kind changed: issue it again
+            continue
+        accounts.append(account)
     return accounts, orphans
 
 

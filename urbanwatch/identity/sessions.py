@@ -68,7 +68,7 @@ def sign_in(
     if user is None or not matches or user.disabled:
         queries.record_failure(conn, username, client, prune_before=now - window)
         reason = "disabled" if user is not None and user.disabled and matches else "bad_credentials"
-        actor = audit.Actor(f"user:{username}", None, client)
+        actor = audit.Actor("anonymous", None, client)  # not that user: whoever tried
         audit.record(conn, actor, "login_failed", "session", username, detail={"reason": reason})
         raise SignInRefused("wrong username or password, or the account is disabled")
     if passwords.needs_rehash(user.password_hash):
@@ -93,7 +93,7 @@ def refresh(conn: psycopg.Connection, token: str, client: str, p: SessionPolicy)
         name = user.username if user else str(user_id)
         audit.record(
             conn,
-            audit.Actor(f"user:{name}", None, client),
+            audit.Actor("anonymous", None, client),  # whoever holds a copy
             "refresh_reuse",
             "session",
             name,

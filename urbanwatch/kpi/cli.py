@@ -13,7 +13,7 @@ from urbanwatch.audit import Actor
 from urbanwatch.errors import UsageError
 from urbanwatch.kpi import snapshot
 from urbanwatch.kpi.base import LOCAL, NO_DATA, effective_config, load_all
-from urbanwatch.ledgers import verify
+from urbanwatch.ledgers import candidates, verify
 from urbanwatch.settings import Settings
 
 
@@ -39,6 +39,8 @@ def cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
     with db.connect(settings.database_url, autocommit=True) as conn:
         counts = verify.verify_points(conn, datetime.now(UTC), Actor.service("kpi-snapshot"))
         print(f"waterlog points verified by data: {counts}")
+        opened = candidates.open_candidates(conn, Actor.service("kpi-snapshot"))
+        print(f"manhole defect candidates opened from sensor alerts: {opened}")
         for day in days:
             started = time.monotonic()
             n = snapshot.snapshot_day(conn, day, settings.kpi_config)

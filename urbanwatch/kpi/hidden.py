@@ -39,7 +39,7 @@ def _open(
     conn: psycopg.Connection, as_of: date, scope: Scope, config: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     return [
-        h.model_dump(mode="json")
+        h.as_json()
         for h in q.hazards(conn, scope.districts)
         if h.found_on <= as_of and not (h.rectified_on and h.rectified_on <= as_of)
     ]
@@ -48,7 +48,7 @@ def _open(
 def _overdue(
     conn: psycopg.Connection, as_of: date, scope: Scope, config: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    return [h.model_dump(mode="json") for h in overdue(q.hazards(conn, scope.districts), as_of)]
+    return [h.as_json() for h in overdue(q.hazards(conn, scope.districts), as_of)]
 
 
 register(

@@ -1,4 +1,4 @@
-"""Street-lighting KPIs (DOMAIN.md §4.5): gather the ledger facts, alarms and readings, count
+"""Street-lighting KPIs (docs/domain.md §4.5): gather the ledger facts, alarms and readings, count
 with the pure formulas of kpi/lighting_formulas.py, and register one spec per KPI."""
 
 from __future__ import annotations

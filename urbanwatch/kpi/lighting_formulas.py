@@ -1,4 +1,4 @@
-"""Street-lighting KPI formulas (DOMAIN.md §4.4–4.5, proposed definitions: §7.5), pure: no
+"""Street-lighting KPI formulas (docs/domain.md §4.4–4.5, proposed definitions: §7.5), pure: no
 I/O, no clock. The shell that gathers their inputs and registers the KPIs is kpi/lighting.py.
 
 Functional facilities only (landscape lighting left out). A facility is intact at an instant

@@ -117,7 +117,7 @@ def _open_defects(
 ) -> list[dict[str, Any]]:
     exclude = tuple(config.get("exclude_types", ()))
     return [
-        d.model_dump(mode="json")
+        d.as_json()
         for d in q.defects(conn, scope.districts)
         if _counted(d, as_of, exclude) and not _fixed(d, as_of)
     ]
@@ -128,7 +128,7 @@ def _unremediated(
 ) -> list[dict[str, Any]]:
     """What keeps covers from being intact: confirmed defects not remediated by as_of."""
     return [
-        d.model_dump(mode="json")
+        d.as_json()
         for d in q.defects(conn, scope.districts)
         if _counted(d, as_of, ()) and not (d.remediated_on and d.remediated_on <= as_of)
     ]
@@ -138,7 +138,7 @@ def _missing_nets(
     conn: psycopg.Connection, as_of: date, scope: Scope, config: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     return [
-        c.model_dump(mode="json")
+        c.as_json()
         for c in q.covers(conn, scope.districts)
         if c.anti_fall_required
         and not (c.anti_fall_installed_on and c.anti_fall_installed_on <= as_of)
@@ -151,7 +151,7 @@ def _offline(
     at = day_end(as_of)
     found = q.monitors(conn, scope.districts, at)
     default_s = int(config["offline_after_s"])
-    return [m.model_dump(mode="json") for m in found if not is_online(m, at, default_s)]
+    return [m.as_json() for m in found if not is_online(m, at, default_s)]
 
 
 def _spec(key: str, zh: str, en: str, compute: Any, **kw: Any) -> None:

@@ -56,8 +56,8 @@ def snapshot_day(
     registry = load_all()
     wanted = [registry[k] for k in (kpis or registry)]
     rows = []
-    for scope in scopes(conn):
-        for spec in wanted:
+    with q.facts_cache(conn):
+        for scope, spec in ((s, k) for s in scopes(conn) for k in wanted):
             v = compute(conn, spec, day, scope, (config or {}).get(spec.key))
             defaults = {k: _plain(x) for k, x in v.defaults.items()}
             rows.append(

@@ -1,4 +1,4 @@
-"""Water-supply KPIs (DOMAIN.md §5.2, §5.3, §5.7): CJJ 92-2016 as revised in 2018.
+"""Water-supply KPIs (docs/domain.md §5.2, §5.3, §5.7): CJJ 92-2016 as revised in 2018.
 
 R_WL = (Qs − Qa)/Qs; R_BL = R_WL − (R1 + R2 + R3 + R4). A supply unit is a district (its
 DMAs' volumes summed); the central city and the county-level cities are supply-weighted over

@@ -1,4 +1,4 @@
-"""Water-supply KPI formulas (DOMAIN.md §5.2, §5.3, §5.7), pure: CJJ 92-2016 as revised in
+"""Water-supply KPI formulas (docs/domain.md §5.2, §5.3, §5.7), pure: CJJ 92-2016 as revised in
 2018. R_WL = (Qs − Qa)/Qs; R_BL = R_WL − (R1 + R2 + R3 + R4); the regional figure is
 supply-weighted. The shell that gathers the inputs and registers the KPIs is kpi/water.py.
 """
@@ -15,7 +15,7 @@ R1_METER_GAP = 0.08  # master vs household meter difference, CJJ 92-2016 [S*]
 R2_SLOPE, R2_A0, R2_CLAMP = 0.99, 0.0693, 3.0  # regression on 2,509 utility-years [S*]
 R3_BANDS = ((0.35, 0.0), (0.55, 0.5), (0.75, 1.0))  # (≤ MPa, %); above the last: 2 % [S*]
 R3_TOP = 2.0
-R4_DEPTH_M, R4_VALUE = 1.4, 1.0  # "else 0" is implied, not stated (DOMAIN.md §7.9)
+R4_DEPTH_M, R4_VALUE = 1.4, 1.0  # "else 0" is implied, not stated (docs/domain.md §7.9)
 DEFAULTS: dict[str, Any] = {"missing_correction": "zero"}
 PRESSURE_DEFAULTS: dict[str, Any] = {"min_mpa": 0.14, "max_mpa": 0.6}  # §5.4 [S] / §5.6 [P]
 

@@ -135,7 +135,7 @@ def _open_points(
     conn: psycopg.Connection, as_of: date, scope: Scope, config: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     return [
-        p.model_dump(mode="json")
+        p.as_json()
         for p in q.points(conn, scope.districts)
         if not _by(p.accepted_on, as_of) or p.verification != "verified"
     ]

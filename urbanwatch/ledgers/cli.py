@@ -12,7 +12,7 @@ from urbanwatch import audit, db
 from urbanwatch.arguments import whole_number
 from urbanwatch.errors import UsageError
 from urbanwatch.kpi.base import day_end
-from urbanwatch.ledgers import files, store, verify
+from urbanwatch.ledgers import candidates, files, store, verify
 from urbanwatch.ledgers.base import LedgerSpec, all_ledgers, get_ledger
 from urbanwatch.queries import ledgers as queries
 from urbanwatch.settings import Settings
@@ -107,6 +107,13 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_candidates(args: argparse.Namespace, settings: Settings) -> int:
+    with db.connect(settings.database_url, autocommit=True) as conn:
+        created = candidates.open_candidates(conn, audit.Actor.cli())
+    print(f"manhole_defects: {created} candidate(s) opened from sensor alerts")
+    return 0
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -173,3 +180,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--as-of", type=_date, help="judge as at the end of this local day")
     p.set_defaults(func=cmd_verify)
+    p = lsub.add_parser(
+        "candidates",
+        help="open defect candidates from MH_TILT / MH_FLIP / MH_OPEN alerts",
+        description="Each MH_TILT, MH_FLIP or critical MH_OPEN alert on a cover's smart "
+        "monitor becomes a manhole_defects row with status 'candidate' (once); an inspector "
+        "sets it to confirmed or rejected. Candidates count in no KPI.",
+    )
+    p.set_defaults(func=cmd_candidates)

@@ -1,4 +1,4 @@
-"""Street-lighting ledgers (DOMAIN.md §4.4–4.5): road segments and functional facilities.
+"""Street-lighting ledgers (docs/domain.md §4.4–4.5): road segments and functional facilities.
 
 A facility row is a lamp, pole, cabinet, circuit, cable or controller; landscape lighting
 (景观照明) may be listed with 景观照明=是 and is never counted by the plan KPIs. A lamp's
@@ -66,14 +66,21 @@ def parse_time(value: Any) -> time | None:
     raise ValueError(f"not a time of day: {str(value)[:40]!r} (use 23:00)")
 
 
-def _coded(table: dict[str, str]) -> Any:
-    def code(value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            return table.get(text, text.lower() if text.isascii() else text) or None
-        return value
+def coded(table: dict[str, str], value: Any) -> Any:
+    """A Chinese name or an English code as the code; ValueError listing both otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        return value  # empty: the field's own 'required' message
+    text = value.strip()
+    code = table.get(text, text.lower())
+    if code not in table.values():
+        names = "/".join(dict.fromkeys(table))
+        codes = "/".join(dict.fromkeys(table.values()))
+        raise ValueError(f"not one of {names} ({codes}): {text[:40]!r}")
+    return code
 
-    return BeforeValidator(code)
+
+def _coded(table: dict[str, str]) -> Any:
+    return BeforeValidator(lambda value: coded(table, value))
 
 
 def _lamp(value: Any) -> Any:

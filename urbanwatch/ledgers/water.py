@@ -1,4 +1,4 @@
-"""Water ledgers (DOMAIN.md §5.1–5.7): DMAs, their meters, imported volumes and the supply
+"""Water ledgers (docs/domain.md §5.1–5.7): DMAs, their meters, imported volumes and the supply
 year's R3/R4 inputs.
 
 Volumes are in m³ (the KPI converts to 万m³ where CJJ 92's constants need it). A volume a
@@ -25,6 +25,7 @@ from urbanwatch.ledgers.base import (
     Text,
     register,
 )
+from urbanwatch.ledgers.lighting import coded
 
 ROLES_ZH = {
     "进水": "inlet",
@@ -43,10 +44,7 @@ ROLES_ZH = {
 
 
 def _role(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip()
-        return ROLES_ZH.get(text, text.lower()) or None
-    return value
+    return coded(ROLES_ZH, value)
 
 
 Role = Annotated[

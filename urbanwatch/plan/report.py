@@ -53,7 +53,7 @@ class Report:
     rows: list[ReportRow]
 
 
-def _scope_for(target: Target, scopes: dict[str, Scope], district: str | None) -> Scope:
+def _scope_for(target: Target, scopes: Mapping[str, Scope], district: str | None) -> Scope:
     if district is not None:
         return scopes[district]
     return scopes[
@@ -141,22 +141,31 @@ def build_report(
         code: (zh, en)
         for code, zh, en in conn.execute("SELECT code, name_zh, name_en FROM districts")
     }
-    rows = []
-    for target in target_queries.list_targets(conn):
-        spec = registry.get(target.kpi) if target.kpi else None
-        scope = _scope_for(target, scopes, district)
-        overrides = (config or {}).get(target.kpi or "")
-        assessment, value = assess_target(conn, target, spec, scope, as_of, overrides)
-        worst: tuple[DistrictValue, ...] = ()
-        if spec is not None and value is not None and district is None:
-            worst = _worst(
-                conn, spec, target, scope, as_of, effective_config(spec, overrides), names
-            )
-        rows.append(
-            ReportRow(
-                target, spec, scope.name, assessment,
-                value.numerator if value else None, value.denominator if value else None,
-                worst, dict(value.defaults) if value else {},
-            )
-        )  # fmt: skip
+    with kpi_queries.facts_cache(conn):
+        rows = [_row(conn, t, registry, scopes, district, config, names, as_of)
+                for t in target_queries.list_targets(conn)]  # fmt: skip
     return Report(as_of, district, rows)
+
+
+def _row(
+    conn: psycopg.Connection,
+    target: Target,
+    registry: Mapping[str, KpiSpec],
+    scopes: Mapping[str, Scope],
+    district: str | None,
+    config: Mapping[str, Mapping[str, Any]] | None,
+    names: Mapping[str, tuple[str, str]],
+    as_of: date,
+) -> ReportRow:
+    spec = registry.get(target.kpi) if target.kpi else None
+    scope = _scope_for(target, scopes, district)
+    overrides = (config or {}).get(target.kpi or "")
+    assessment, value = assess_target(conn, target, spec, scope, as_of, overrides)
+    worst: tuple[DistrictValue, ...] = ()
+    if spec is not None and value is not None and district is None:
+        worst = _worst(conn, spec, target, scope, as_of, effective_config(spec, overrides), names)
+    return ReportRow(
+        target, spec, scope.name, assessment,
+        value.numerator if value else None, value.denominator if value else None,
+        worst, dict(value.defaults) if value else {},
+    )  # fmt: skip

@@ -43,13 +43,14 @@ SELECT_CREDENTIALS = """SELECT c.username, c.principal, c.principal_id, c.passwo
         c.issued_at, c.rotated_at, c.revoked_at, d.kind
     FROM device_credentials c
     LEFT JOIN devices d ON c.principal = 'device' AND d.device_id = c.principal_id
-    WHERE (%(usernames)s::text[] IS NULL OR c.username = ANY(%(usernames)s))
+    WHERE (%(ids)s::text[] IS NULL OR c.principal || ' ' || c.principal_id = ANY(%(ids)s))
       AND (NOT %(active)s OR c.revoked_at IS NULL)
     ORDER BY c.username"""
 
 UPSERT_ACTIVE = """INSERT INTO device_credentials (username, principal, principal_id, password_hash)
     VALUES (%(username)s, %(principal)s, %(principal_id)s, %(hash)s)
-    ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash,
+    ON CONFLICT (principal, principal_id) DO UPDATE SET password_hash = EXCLUDED.password_hash,
+        username = EXCLUDED.username,
         issued_at = CASE WHEN device_credentials.revoked_at IS NULL
                          THEN device_credentials.issued_at ELSE now() END,
         rotated_at = CASE WHEN device_credentials.revoked_at IS NULL THEN now() END,
@@ -77,13 +78,17 @@ def select_gateways(conn: psycopg.Connection, gateway: str | None = None) -> lis
         return cur.execute(SELECT_GATEWAYS, {"gateway": gateway}).fetchall()
 
 
+def key(principal: str, principal_id: str) -> str:
+    """What `list_credentials` selects by: an account is one per (principal, id)."""
+    return f"{principal} {principal_id}"
+
+
 def list_credentials(
-    conn: psycopg.Connection, usernames: list[str] | None = None, *, active: bool = False
+    conn: psycopg.Connection, keys: list[str] | None = None, *, active: bool = False
 ) -> list[CredentialRow]:
+    """Accounts (all, or those of `keys` made by `key`), with each device's current kind."""
     with conn.cursor(row_factory=class_row(CredentialRow)) as cur:
-        return cur.execute(
-            SELECT_CREDENTIALS, {"usernames": usernames, "active": active}
-        ).fetchall()
+        return cur.execute(SELECT_CREDENTIALS, {"ids": keys, "active": active}).fetchall()
 
 
 def store_hash(conn: psycopg.Connection, username: str, target: Target, password_hash: str) -> None:

@@ -22,12 +22,27 @@ def sites(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
     return conn.execute(SITES).fetchall()
 
 
+LEDGER_PLACES = """SELECT device_id, segment_id, position_m FROM lighting_facilities
+                   WHERE facility_type = 'lamp' AND device_id IS NOT NULL
+                     AND segment_id IS NOT NULL
+                     AND (retired_on IS NULL OR retired_on > current_date)"""
+
+
+def ledger_places(conn: psycopg.Connection) -> dict[str, tuple[str, float | None]]:
+    """device -> (segment, metres along it) from the lighting ledger (migration 015) when
+    the table exists: it places lamps better than the registry's attributes."""
+    found = conn.execute("SELECT to_regclass('lighting_facilities')").fetchone()
+    if not found or found[0] is None:
+        return {}
+    return {d: (seg, pos) for d, seg, pos in conn.execute(LEDGER_PLACES)}
+
+
 def unresolved(conn: psycopg.Connection, rule_ids: list[str]) -> list[tuple[Any, ...]]:
     """(rule_id, subject, device_id, district, opened_at, active, detail) by id."""
     return conn.execute(UNRESOLVED, (rule_ids,)).fetchall()
 
 
-# --- the night's flow per DMA (DOMAIN.md §5.5) -------------------------------------------
+# --- the night's flow per DMA (docs/domain.md §5.5) -------------------------------------------
 
 NIGHT_BUCKETS = """
 WITH meters AS (

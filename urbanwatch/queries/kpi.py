@@ -1,14 +1,20 @@
 """What the KPI formulas read (urbanwatch/kpi/), and `kpi_daily`, where their values stay.
 
 Each gatherer returns the rows of one scope (`districts` None = the whole city) as small
-frozen models; the formulas count them. Ledger dates are local calendar dates.
+frozen dataclasses (built per row: a pydantic model here cost seconds at city scale); the
+formulas count them. Ledger dates are local calendar dates. Inside `facts_cache(conn)` (a
+snapshot or a report: many KPIs × scopes) each ledger is read once for the whole city and
+each scope filtered from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg.rows import class_row
@@ -27,7 +33,17 @@ class Row(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class DefectFact(Row):
+@dataclass(frozen=True, slots=True)
+class Fact:
+    def as_json(self) -> dict[str, Any]:
+        return {
+            k: (v.isoformat() if isinstance(v, date | datetime) else v)
+            for k, v in asdict(self).items()
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DefectFact(Fact):
     cover_id: str
     district: str
     defect_type: str
@@ -38,7 +54,8 @@ class DefectFact(Row):
     baseline_2021: bool
 
 
-class CoverFact(Row):
+@dataclass(frozen=True, slots=True)
+class CoverFact(Fact):
     cover_id: str
     district: str
     installed_on: date | None
@@ -48,7 +65,8 @@ class CoverFact(Row):
     smart_monitor_id: str | None
 
 
-class MonitorFact(Row):
+@dataclass(frozen=True, slots=True)
+class MonitorFact(Fact):
     device_id: str
     district: str
     installed_at: date | None
@@ -56,7 +74,8 @@ class MonitorFact(Row):
     last_seen: datetime | None
 
 
-class PointFact(Row):
+@dataclass(frozen=True, slots=True)
+class PointFact(Fact):
     point_id: str
     name: str
     district: str
@@ -67,7 +86,8 @@ class PointFact(Row):
     sensor_id: str | None
 
 
-class HazardFact(Row):
+@dataclass(frozen=True, slots=True)
+class HazardFact(Fact):
     hazard_id: str
     district: str
     category: str
@@ -77,17 +97,51 @@ class HazardFact(Row):
     verified_on: date | None
 
 
-class DepthReading(Row):
+@dataclass(frozen=True, slots=True)
+class DepthReading(Fact):
+    district: str
     device_id: str
     ts: datetime
     depth_cm: float
 
 
 def _rows(
-    conn: psycopg.Connection, model: type[Row], query: str, params: dict[str, Any]
+    conn: psycopg.Connection, model: type[Any], query: str, params: dict[str, Any]
 ) -> list[Any]:
     with conn.cursor(row_factory=class_row(model)) as cur:
         return cur.execute(query, params).fetchall()
+
+
+F = TypeVar("F", bound=Fact)
+_CACHES: WeakKeyDictionary[psycopg.Connection, dict[Any, list[Any]]] = WeakKeyDictionary()
+
+
+@contextmanager
+def facts_cache(conn: psycopg.Connection) -> Iterator[None]:
+    """Read each ledger once for the city while inside; scopes are filtered from it."""
+    _CACHES[conn] = {}
+    try:
+        yield
+    finally:
+        _CACHES.pop(conn, None)
+
+
+def _scoped(
+    conn: psycopg.Connection,
+    key: Any,
+    districts: Sequence[str] | None,
+    fetch: Callable[[Sequence[str] | None], list[F]],
+) -> list[F]:
+    cache = _CACHES.get(conn)
+    if cache is None:
+        return fetch(districts)
+    if key not in cache:
+        cache[key] = fetch(None)
+    rows: list[F] = cache[key]
+    if districts is None:
+        return rows
+    wanted = set(districts)
+    return [r for r in rows if r.district in wanted]  # type: ignore[attr-defined]
 
 
 def _scope(districts: Sequence[str] | None) -> dict[str, Any]:
@@ -95,6 +149,10 @@ def _scope(districts: Sequence[str] | None) -> dict[str, Any]:
 
 
 def defects(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[DefectFact]:
+    return _scoped(conn, "defects", districts, lambda d: _defects(conn, d))
+
+
+def _defects(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[DefectFact]:
     return _rows(
         conn,
         DefectFact,
@@ -107,6 +165,10 @@ def defects(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[D
 
 
 def covers(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[CoverFact]:
+    return _scoped(conn, "covers", districts, lambda d: _covers(conn, d))
+
+
+def _covers(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[CoverFact]:
     return _rows(
         conn,
         CoverFact,
@@ -135,10 +197,15 @@ ORDER BY d.device_id"""
 def monitors(
     conn: psycopg.Connection, districts: Sequence[str] | None, until: datetime
 ) -> list[MonitorFact]:
-    return _rows(conn, MonitorFact, MONITORS, _scope(districts) | {"until": until})
+    fetch = lambda d: _rows(conn, MonitorFact, MONITORS, _scope(d) | {"until": until})  # noqa: E731
+    return _scoped(conn, ("monitors", until), districts, fetch)
 
 
 def points(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[PointFact]:
+    return _scoped(conn, "points", districts, lambda d: _points(conn, d))
+
+
+def _points(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[PointFact]:
     return _rows(
         conn,
         PointFact,
@@ -149,6 +216,10 @@ def points(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[Po
 
 
 def hazards(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[HazardFact]:
+    return _scoped(conn, "hazards", districts, lambda d: _hazards(conn, d))
+
+
+def _hazards(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[HazardFact]:
     return _rows(
         conn,
         HazardFact,
@@ -161,7 +232,8 @@ def hazards(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[H
 # Depth readings of the sensors that reached `level_cm` in the window: only those can have
 # had an event, and their other readings are needed to see each event close.
 DEPTHS = f"""
-SELECT r.device_id, r.ts, r.depth_cm FROM waterlog_readings r
+SELECT d.district, r.device_id, r.ts, r.depth_cm
+FROM waterlog_readings r JOIN devices d USING (device_id)
 WHERE r.ts >= %(since)s AND r.ts < %(until)s AND r.depth_cm IS NOT NULL
   AND r.device_id IN (
       SELECT w.device_id FROM waterlog_readings w JOIN devices d USING (device_id)
@@ -177,8 +249,11 @@ def depth_readings(
     until: datetime,
     level_cm: float,
 ) -> list[DepthReading]:
-    params = _scope(districts) | {"since": since, "until": until, "level_cm": level_cm}
-    return _rows(conn, DepthReading, DEPTHS, params)
+    def fetch(d: Sequence[str] | None) -> list[DepthReading]:
+        params = _scope(d) | {"since": since, "until": until, "level_cm": level_cm}
+        return _rows(conn, DepthReading, DEPTHS, params)
+
+    return _scoped(conn, ("depths", since, until, level_cm), districts, fetch)
 
 
 def district_classes(conn: psycopg.Connection) -> dict[str, str]:

@@ -74,7 +74,7 @@ ORDER BY facility_id"""
 
 
 def facilities(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[FacilityFact]:
-    """Functional facilities (landscape lighting left out, DOMAIN.md §4.4)."""
+    """Functional facilities (landscape lighting left out, docs/domain.md §4.4)."""
     with conn.cursor(row_factory=class_row(FacilityFact)) as cur:
         return cur.execute(FACILITIES, {"districts": _list(districts)}).fetchall()
 

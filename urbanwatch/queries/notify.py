@@ -99,6 +99,7 @@ class InboxRow(BaseModel):
     actor: str
     event_severity: str
     event_detail: dict[str, Any]
+    prev_severity: str | None = None  # the alert's severity at its previous event
     alert_id: int
     rule_id: str
     subject: str
@@ -116,7 +117,10 @@ class InboxRow(BaseModel):
 
 
 TAKE_INBOX = """SELECT i.event_id, e.event, e.at, e.actor, e.severity AS event_severity,
-        e.detail AS event_detail, a.id AS alert_id, a.rule_id, a.subject, a.device_id, a.kind,
+        e.detail AS event_detail,
+        (SELECT p.severity FROM alert_events p WHERE p.alert_id = e.alert_id AND p.id < e.id
+         ORDER BY p.id DESC LIMIT 1) AS prev_severity,
+        a.id AS alert_id, a.rule_id, a.subject, a.device_id, a.kind,
         a.district, a.unit, a.severity, a.status, a.suppressed, a.title, a.opened_at, a.ack_due_at,
         a.escalation_level
     FROM notify_inbox i JOIN alert_events e ON e.id = i.event_id JOIN alerts a ON a.id = e.alert_id
@@ -334,3 +338,19 @@ def finish_failed(
         "ELSE 'pending' END WHERE id = ANY(%s)",
         (error[:1000], retry_in_s, give_up_s, ids),
     )
+
+
+def prune(conn: psycopg.Connection, keep_days: float) -> int:
+    """Drop delivered, skipped and dead outbox rows and finished attempts older than
+    `keep_days` (the alert's own history stays in alert_events)."""
+    cur = conn.execute(
+        "DELETE FROM notify_outbox WHERE status <> 'pending' "
+        "AND created_at < now() - %s * interval '1 day'",
+        (keep_days,),
+    )
+    conn.execute(
+        "DELETE FROM notify_attempts WHERE outcome <> 'sending' "
+        "AND started_at < now() - %s * interval '1 day'",
+        (keep_days,),
+    )
+    return cur.rowcount

@@ -3,7 +3,7 @@
 -- previous version in plan_target_history (and an audit_log entry).
 
 CREATE TABLE IF NOT EXISTS plan_targets (
-    id            text PRIMARY KEY,                  -- T1, T2a, ... (TARGETS.md numbering)
+    id            text PRIMARY KEY,                  -- T1, T2a, ... (the numbering of docs/domain.md §1)
     kpi           text,                              -- urbanwatch.kpi key; NULL = not measured
     title_zh      text NOT NULL,
     title_en      text NOT NULL,
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS plan_target_history (
 CREATE INDEX IF NOT EXISTS plan_target_history_target_idx
     ON plan_target_history (target_id, changed_at);
 
--- Daily KPI snapshots (DOMAIN.md §6): enough to reproduce any past figure. One row per day,
+-- Daily KPI snapshots (docs/domain.md §6): enough to reproduce any past figure. One row per day,
 -- KPI and scope ('city', 'central', 'county' or a district code); a late day is recomputed
 -- by overwriting its row (`urbanwatch kpi snapshot --date D`).
 CREATE TABLE IF NOT EXISTS kpi_daily (
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS kpi_daily (
     numerator   double precision,
     denominator double precision,
     exclusions  jsonb NOT NULL DEFAULT '[]',
-    defaults    jsonb NOT NULL DEFAULT '{}', -- configuration the formula used (DOMAIN.md §7)
+    defaults    jsonb NOT NULL DEFAULT '{}', -- configuration the formula used (docs/domain.md §7)
     note        text NOT NULL DEFAULT '',
     computed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (kpi, scope, day)

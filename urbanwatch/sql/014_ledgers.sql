@@ -3,7 +3,7 @@
 -- every change is in audit_log with the previous value. Formats: docs/ledgers.md.
 
 -- A ledger's 2021 baseline census, once frozen, cannot gain, lose or re-flag rows, so a rate
--- against it keeps its denominator (DOMAIN.md §2.6, §3.6).
+-- against it keeps its denominator (docs/domain.md §2.6, §3.6).
 CREATE TABLE IF NOT EXISTS ledger_baselines (
     ledger    text PRIMARY KEY,
     frozen_at timestamptz NOT NULL DEFAULT now(),

@@ -1,4 +1,4 @@
--- Street-lighting and water ledgers (台账, issue #11; DOMAIN.md §4.4–4.5, §5.1–5.7).
+-- Street-lighting and water ledgers (台账, issue #11; docs/domain.md §4.4–4.5, §5.1–5.7).
 -- Imported by `urbanwatch ledgers import` (urbanwatch/ledgers/lighting.py, water.py);
 -- formats in docs/ledgers.md. KPIs: urbanwatch/kpi/lighting.py, water.py.
 

@@ -1,7 +1,7 @@
 -- Group detectors (issue #10, docs/alerts.md "Group detectors"): flooding episodes, storm
 -- incidents and the nightly minimum night flow per DMA.
 
--- One row per flooding episode per waterlogging point (DOMAIN.md §3.3 WL_EVENT). The engine
+-- One row per flooding episode per waterlogging point (docs/domain.md §3.3 WL_EVENT). The engine
 -- writes each episode as a WL_EVENT alert (updated live while open, resolved when it ends);
 -- the trigger below keeps this table in step in the same transaction, so a figure here is
 -- always that of the alert and its history.
@@ -70,7 +70,7 @@ SELECT a.id, a.subject, a.severity, a.status, a.opened_at, a.resolved_at,
            AS children_open
 FROM alerts a WHERE a.rule_id = 'STORM_INCIDENT';
 
--- The night's minimum night flow per DMA (DOMAIN.md §5.5), written by `urbanwatch alerts
+-- The night's minimum night flow per DMA (docs/domain.md §5.5), written by `urbanwatch alerts
 -- daily`: the figure, when it occurred, the baseline it was compared with, the data
 -- completeness and the rules' outcome, so every DMA_MNF_* alert can be audited.
 CREATE TABLE IF NOT EXISTS dma_night_flow (
