@@ -19,6 +19,7 @@ from urbanwatch.alerting import (
     Device,
     DeviceState,
     Plan,
+    Rule,
     RuleSet,
     Transition,
     effective_rule,
@@ -77,6 +78,7 @@ class Engine:
         self._plans: dict[str, Plan] = {}
         self._shared: dict[str, Plan] = {}
         self.rules = rules
+        self._index_overrides()
         self.set_devices(devices)
 
     # --- configuration ----------------------------------------------------------------
@@ -94,6 +96,7 @@ class Engine:
     def set_rules(self, rules: RuleSet) -> None:
         """New rules: plans are rebuilt; states carry on (a rule keeps its phase by id)."""
         self.rules = rules
+        self._index_overrides()
         self._plans.clear()
         self._shared.clear()
         for device_id in self.states:
@@ -102,19 +105,39 @@ class Engine:
     def plan(self, device: Device) -> Plan:
         plan = self._plans.get(device.device_id)
         if plan is None:
-            mine = [
-                effective_rule(
-                    r, self.rules.overrides, device.kind, device.district, device.device_id
-                )
-                for r in self.rules.by_kind(device.kind)
-            ]
-            if all(a is b for a, b in zip(mine, self.rules.by_kind(device.kind), strict=True)):
+            rules = self._by_kind.get(device.kind)
+            if rules is None:
+                rules = self._by_kind[device.kind] = self.rules.by_kind(device.kind)
+            # Only overrides naming this kind, district or device can change a rule; most
+            # devices have none and share their kind's plan (indexed in `_index_overrides`).
+            if (
+                self._scoped[0].get(device.kind)
+                or self._scoped[1].get(device.district)
+                or (self._scoped[2].get(device.device_id))
+            ):
+                mine = [
+                    effective_rule(
+                        r, self.rules.overrides, device.kind, device.district, device.device_id
+                    )
+                    for r in rules
+                ]
+            else:
+                mine = rules
+            if all(a is b for a, b in zip(mine, rules, strict=True)):
                 plan = self._shared.get(device.kind) or make_plan(mine)
                 self._shared[device.kind] = plan
             else:
                 plan = make_plan(mine)
             self._plans[device.device_id] = plan
         return plan
+
+    def _index_overrides(self) -> None:
+        self._by_kind: dict[str, list[Rule]] = {}
+        self._scoped: tuple[dict[str | None, bool], ...] = ({}, {}, {})
+        for o in self.rules.overrides:
+            for index, scope in enumerate((o.kind, o.district, o.device)):
+                if scope is not None:
+                    self._scoped[index][scope] = True
 
     def restore(self, states: Mapping[str, dict[str, Any]], seen: Mapping[str, float]) -> None:
         """States saved by a previous run, and last-seen times (wall, epoch s) from the

@@ -20,7 +20,8 @@ from urbanwatch.kinds import SPECS
 from urbanwatch.sun import LampClock
 
 LOCAL_OFFSET_S = 8 * 3600  # Asia/Shanghai, no daylight saving
-_CLOCK = LampClock()  # memoises sunrise/sunset per local day (pure)
+_CLOCK = LampClock()
+_TRIGGERING = frozenset({"idle", "pending"})  # memoises sunrise/sunset per local day (pure)
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,9 @@ class Plan:
     offline_rule: Rule | None
     keep_s: dict[str, float]  # window field -> the longest window on it
     held_fields: frozenset[str]
-    # (rule, trigger, clear or None) compiled once: the per-reading loop
-    steps: tuple[tuple[Rule, Any, Any], ...] = ()
+    # (rule, trigger, clear or None, the names whose absence makes the trigger unknown,
+    # the same for the clear condition) compiled once: the per-reading loop
+    steps: tuple[tuple[Rule, Any, Any, frozenset[str], frozenset[str]], ...] = ()
 
 
 def make_plan(rules: Iterable[Rule]) -> Plan:
@@ -67,11 +69,12 @@ def make_plan(rules: Iterable[Rule]) -> Plan:
                 held.update(n for ns, n in compile_expr(text).names if ns == "held")
     offline = next((r for r in enabled if r.type == "offline"), None)
     reading = tuple(r for r in enabled if r.type == "reading")
-    steps = tuple(
-        (r, compile_expr(r.trigger or "False"), compile_expr(r.clear) if r.clear else None)
-        for r in reading
-    )
-    return Plan(enabled, reading, offline, keep, frozenset(held), steps)
+    steps = []
+    for r in reading:
+        trigger = compile_expr(r.trigger or "False")
+        clear = compile_expr(r.clear) if r.clear else None
+        steps.append((r, trigger, clear, trigger.strict, (clear or trigger).strict))
+    return Plan(enabled, reading, offline, keep, frozenset(held), tuple(steps))
 
 
 def context(kind: str, fields: Mapping[str, Any], ts: float) -> dict[str, Any]:
@@ -158,11 +161,25 @@ def evaluate_reading(
     env = _env(device, state, fields, ts, plan, extra)
     out: list[Transition] = []
     rules = state.rules
-    for rule, trigger, clear in plan.steps:
+    get = env.get
+    for rule, trigger, clear, need_on, need_off in plan.steps:
+        rs = rules.get(rule.id)
+        # A condition that is unknown without a field the reading lacks changes nothing
+        # (codegen.strict_names): skip it, with its windows and its idle state.
+        need = need_on if rs is None or rs.phase in _TRIGGERING else need_off
+        if need:
+            missing = False
+            for name in need:
+                if get(name) is None:
+                    missing = True
+                    break
+            if missing:
+                continue
         env["params"] = rule.params
         if rule.windows:
             env["win"] = _windows(rule, state, ts)
-        rs = rules.get(rule.id) or state.rule(rule.id)
+        if rs is None:
+            rs = state.rule(rule.id)
         change = _step(rule, trigger, clear, device, rs, env, ts, wall)
         if change is not None:
             out.append(change)
