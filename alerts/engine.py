@@ -29,6 +29,7 @@ from urbanwatch.alerting import (
     make_plan,
     next_timer,
     note_seen,
+    offline_after_s,
     offline_deadline,
 )
 from urbanwatch.queries.alerts import Change
@@ -77,6 +78,7 @@ class Engine:
         self._scheduled: dict[str, float] = {}
         self._plans: dict[str, Plan] = {}
         self._shared: dict[str, Plan] = {}
+        self._after: dict[str, float | None] = {}  # offline after_s when plan.offline_static
         self.rules = rules
         self._index_overrides()
         self.set_devices(devices)
@@ -92,6 +94,7 @@ class Engine:
             if self.owns(device.device_id):
                 self.devices[device.device_id] = device
                 self._plans.pop(device.device_id, None)
+                self._after.pop(device.device_id, None)
 
     def set_rules(self, rules: RuleSet) -> None:
         """New rules: plans are rebuilt; states carry on (a rule keeps its phase by id)."""
@@ -99,6 +102,7 @@ class Engine:
         self._index_overrides()
         self._plans.clear()
         self._shared.clear()
+        self._after.clear()
         for device_id in self.states:
             self.schedule(device_id)
 
@@ -123,7 +127,7 @@ class Engine:
                 ]
             else:
                 mine = rules
-            if all(a is b for a, b in zip(mine, rules, strict=True)):
+            if mine is rules or all(a is b for a, b in zip(mine, rules, strict=True)):
                 plan = self._shared.get(device.kind) or make_plan(mine)
                 self._shared[device.kind] = plan
             else:
@@ -220,7 +224,7 @@ class Engine:
         plan = self.plan(device)
         times = [
             t
-            for t in (next_timer(plan, state), offline_deadline(plan, device, state))
+            for t in (next_timer(plan, state), self._offline_deadline(plan, device, state))
             if t is not None
         ]
         if not times:
@@ -231,6 +235,17 @@ class Engine:
         if current is None or due < current:
             self._scheduled[device_id] = due
             heapq.heappush(self._heap, (due, device_id))
+
+    def _offline_deadline(self, plan: Plan, device: Device, state: DeviceState) -> float | None:
+        if not plan.offline_static:
+            return offline_deadline(plan, device, state)
+        if state.last_seen is None or state.offline:
+            return None
+        if device.device_id in self._after:
+            after = self._after[device.device_id]
+        else:
+            after = self._after[device.device_id] = offline_after_s(plan, device, state)
+        return None if after is None else state.last_seen + after
 
     def take_dirty(self) -> list[tuple[str, dict[str, Any]]]:
         out = [(d, self.states[d].to_json()) for d in self.dirty if d in self.states]

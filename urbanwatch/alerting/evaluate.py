@@ -21,7 +21,10 @@ from urbanwatch.sun import LampClock
 
 LOCAL_OFFSET_S = 8 * 3600  # Asia/Shanghai, no daylight saving
 _CLOCK = LampClock()
-_TRIGGERING = frozenset({"idle", "pending"})  # memoises sunrise/sunset per local day (pure)
+_TRIGGERING = frozenset({"idle", "pending"})
+_CADENCE = frozenset(
+    {"heartbeat_s", "report_s", "fast_s", "urgent_s", "grace_s"}
+)  # memoises sunrise/sunset per local day (pure)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class Plan:
     # (rule, trigger, clear or None, the names whose absence makes the trigger unknown,
     # the same for the clear condition) compiled once: the per-reading loop
     steps: tuple[tuple[Rule, Any, Any, frozenset[str], frozenset[str]], ...] = ()
+    # the offline rule's after_s reads only attrs, params and the kind's cadence: one value
+    # per device, which the engine may keep instead of evaluating it on every reading
+    offline_static: bool = False
 
 
 def make_plan(rules: Iterable[Rule]) -> Plan:
@@ -74,7 +80,15 @@ def make_plan(rules: Iterable[Rule]) -> Plan:
         trigger = compile_expr(r.trigger or "False")
         clear = compile_expr(r.clear) if r.clear else None
         steps.append((r, trigger, clear, trigger.strict, (clear or trigger).strict))
-    return Plan(enabled, reading, offline, keep, frozenset(held), tuple(steps))
+    static = (
+        offline is not None
+        and offline.after_s is not None
+        and all(
+            ns in ("attrs", "params") or (ns is None and name in _CADENCE)
+            for ns, name in compile_expr(offline.after_s).names
+        )
+    )
+    return Plan(enabled, reading, offline, keep, frozenset(held), tuple(steps), static)
 
 
 def context(kind: str, fields: Mapping[str, Any], ts: float) -> dict[str, Any]:
@@ -178,7 +192,9 @@ def evaluate_reading(
         env["params"] = rule.params
         if rule.windows:
             env["win"] = _windows(rule, state, ts)
-        if rs is None:
+        if rs is None:  # idle: a false or unknown trigger leaves no state behind
+            if not trigger.fn(env):
+                continue
             rs = state.rule(rule.id)
         change = _step(rule, trigger, clear, device, rs, env, ts, wall)
         if change is not None:
@@ -251,6 +267,8 @@ def next_timer(plan: Plan, state: DeviceState) -> float | None:
     """The earliest wall time at which a minimum duration or clear hold completes with no
     further reading (the condition is taken to hold until a reading says otherwise)."""
     best: float | None = None
+    if not state.rules:
+        return None
     for rule in plan.reading_rules:
         rs = state.rules.get(rule.id)
         if rs is None:
