@@ -138,11 +138,17 @@ def _env(
     return env
 
 
-def _windows(rule: Rule, state: DeviceState, ts: float) -> dict[str, Any]:
-    return {
-        name: aggregate(state.windows.get(w.field, []), ts - w.s, w.agg)
-        for name, w in rule.windows.items()
-    }
+def _windows(
+    rule: Rule, state: DeviceState, ts: float, seen: dict[tuple[str, float, str], Any]
+) -> dict[str, Any]:
+    """`win.X` of the rule; `seen` shares equal windows between the rules of one reading."""
+    out = {}
+    for name, w in rule.windows.items():
+        key = (w.field, w.s, w.agg)
+        if key not in seen:
+            seen[key] = aggregate(state.windows.get(w.field, []), ts - w.s, w.agg)
+        out[name] = seen[key]
+    return out
 
 
 def _detail(rule: Rule, env: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,6 +182,7 @@ def evaluate_reading(
     out: list[Transition] = []
     rules = state.rules
     get = env.get
+    seen: dict[tuple[str, float, str], Any] = {}
     for rule, trigger, clear, need_on, need_off in plan.steps:
         rs = rules.get(rule.id)
         # A condition that is unknown without a field the reading lacks changes nothing
@@ -191,7 +198,7 @@ def evaluate_reading(
                 continue
         env["params"] = rule.params
         if rule.windows:
-            env["win"] = _windows(rule, state, ts)
+            env["win"] = _windows(rule, state, ts, seen)
         if rs is None:  # idle: a false or unknown trigger leaves no state behind
             if not trigger.fn(env):
                 continue
