@@ -19,6 +19,7 @@ from urbanwatch.alerting import (
     Device,
     DeviceState,
     Plan,
+    Rule,
     RuleSet,
     Transition,
     effective_rule,
@@ -28,6 +29,7 @@ from urbanwatch.alerting import (
     make_plan,
     next_timer,
     note_seen,
+    offline_after_s,
     offline_deadline,
 )
 from urbanwatch.queries.alerts import Change
@@ -76,7 +78,9 @@ class Engine:
         self._scheduled: dict[str, float] = {}
         self._plans: dict[str, Plan] = {}
         self._shared: dict[str, Plan] = {}
+        self._after: dict[str, float | None] = {}  # offline after_s when plan.offline_static
         self.rules = rules
+        self._index_overrides()
         self.set_devices(devices)
 
     # --- configuration ----------------------------------------------------------------
@@ -90,31 +94,54 @@ class Engine:
             if self.owns(device.device_id):
                 self.devices[device.device_id] = device
                 self._plans.pop(device.device_id, None)
+                self._after.pop(device.device_id, None)
 
     def set_rules(self, rules: RuleSet) -> None:
         """New rules: plans are rebuilt; states carry on (a rule keeps its phase by id)."""
         self.rules = rules
+        self._index_overrides()
         self._plans.clear()
         self._shared.clear()
+        self._after.clear()
         for device_id in self.states:
             self.schedule(device_id)
 
     def plan(self, device: Device) -> Plan:
         plan = self._plans.get(device.device_id)
         if plan is None:
-            mine = [
-                effective_rule(
-                    r, self.rules.overrides, device.kind, device.district, device.device_id
-                )
-                for r in self.rules.by_kind(device.kind)
-            ]
-            if all(a is b for a, b in zip(mine, self.rules.by_kind(device.kind), strict=True)):
+            rules = self._by_kind.get(device.kind)
+            if rules is None:
+                rules = self._by_kind[device.kind] = self.rules.by_kind(device.kind)
+            # Only overrides naming this kind, district or device can change a rule; most
+            # devices have none and share their kind's plan (indexed in `_index_overrides`).
+            if (
+                self._scoped[0].get(device.kind)
+                or self._scoped[1].get(device.district)
+                or (self._scoped[2].get(device.device_id))
+            ):
+                mine = [
+                    effective_rule(
+                        r, self.rules.overrides, device.kind, device.district, device.device_id
+                    )
+                    for r in rules
+                ]
+            else:
+                mine = rules
+            if mine is rules or all(a is b for a, b in zip(mine, rules, strict=True)):
                 plan = self._shared.get(device.kind) or make_plan(mine)
                 self._shared[device.kind] = plan
             else:
                 plan = make_plan(mine)
             self._plans[device.device_id] = plan
         return plan
+
+    def _index_overrides(self) -> None:
+        self._by_kind: dict[str, list[Rule]] = {}
+        self._scoped: tuple[dict[str | None, bool], ...] = ({}, {}, {})
+        for o in self.rules.overrides:
+            for index, scope in enumerate((o.kind, o.district, o.device)):
+                if scope is not None:
+                    self._scoped[index][scope] = True
 
     def restore(self, states: Mapping[str, dict[str, Any]], seen: Mapping[str, float]) -> None:
         """States saved by a previous run, and last-seen times (wall, epoch s) from the
@@ -197,7 +224,7 @@ class Engine:
         plan = self.plan(device)
         times = [
             t
-            for t in (next_timer(plan, state), offline_deadline(plan, device, state))
+            for t in (next_timer(plan, state), self._offline_deadline(plan, device, state))
             if t is not None
         ]
         if not times:
@@ -208,6 +235,17 @@ class Engine:
         if current is None or due < current:
             self._scheduled[device_id] = due
             heapq.heappush(self._heap, (due, device_id))
+
+    def _offline_deadline(self, plan: Plan, device: Device, state: DeviceState) -> float | None:
+        if not plan.offline_static:
+            return offline_deadline(plan, device, state)
+        if state.last_seen is None or state.offline:
+            return None
+        if device.device_id in self._after:
+            after = self._after[device.device_id]
+        else:
+            after = self._after[device.device_id] = offline_after_s(plan, device, state)
+        return None if after is None else state.last_seen + after
 
     def take_dirty(self) -> list[tuple[str, dict[str, Any]]]:
         out = [(d, self.states[d].to_json()) for d in self.dirty if d in self.states]

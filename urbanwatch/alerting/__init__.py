@@ -12,6 +12,7 @@ from urbanwatch.alerting.evaluate import (
     make_plan,
     next_timer,
     note_seen,
+    offline_after_s,
     offline_deadline,
 )
 from urbanwatch.alerting.loader import RuleFileError, default_rules, parse_rules
@@ -36,6 +37,7 @@ __all__ = [
     "make_plan",
     "next_timer",
     "note_seen",
+    "offline_after_s",
     "offline_deadline",
     "parse_rules",
 ]

@@ -20,7 +20,11 @@ from urbanwatch.kinds import SPECS
 from urbanwatch.sun import LampClock
 
 LOCAL_OFFSET_S = 8 * 3600  # Asia/Shanghai, no daylight saving
-_CLOCK = LampClock()  # memoises sunrise/sunset per local day (pure)
+_CLOCK = LampClock()
+_TRIGGERING = frozenset({"idle", "pending"})
+_CADENCE = frozenset(
+    {"heartbeat_s", "report_s", "fast_s", "urgent_s", "grace_s"}
+)  # memoises sunrise/sunset per local day (pure)
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,12 @@ class Plan:
     offline_rule: Rule | None
     keep_s: dict[str, float]  # window field -> the longest window on it
     held_fields: frozenset[str]
-    # (rule, trigger, clear or None) compiled once: the per-reading loop
-    steps: tuple[tuple[Rule, Any, Any], ...] = ()
+    # (rule, trigger, clear or None, the names whose absence makes the trigger unknown,
+    # the same for the clear condition) compiled once: the per-reading loop
+    steps: tuple[tuple[Rule, Any, Any, frozenset[str], frozenset[str]], ...] = ()
+    # the offline rule's after_s reads only attrs, params and the kind's cadence: one value
+    # per device, which the engine may keep instead of evaluating it on every reading
+    offline_static: bool = False
 
 
 def make_plan(rules: Iterable[Rule]) -> Plan:
@@ -67,11 +75,20 @@ def make_plan(rules: Iterable[Rule]) -> Plan:
                 held.update(n for ns, n in compile_expr(text).names if ns == "held")
     offline = next((r for r in enabled if r.type == "offline"), None)
     reading = tuple(r for r in enabled if r.type == "reading")
-    steps = tuple(
-        (r, compile_expr(r.trigger or "False"), compile_expr(r.clear) if r.clear else None)
-        for r in reading
+    steps = []
+    for r in reading:
+        trigger = compile_expr(r.trigger or "False")
+        clear = compile_expr(r.clear) if r.clear else None
+        steps.append((r, trigger, clear, trigger.strict, (clear or trigger).strict))
+    static = (
+        offline is not None
+        and offline.after_s is not None
+        and all(
+            ns in ("attrs", "params") or (ns is None and name in _CADENCE)
+            for ns, name in compile_expr(offline.after_s).names
+        )
     )
-    return Plan(enabled, reading, offline, keep, frozenset(held), steps)
+    return Plan(enabled, reading, offline, keep, frozenset(held), tuple(steps), static)
 
 
 def context(kind: str, fields: Mapping[str, Any], ts: float) -> dict[str, Any]:
@@ -121,11 +138,17 @@ def _env(
     return env
 
 
-def _windows(rule: Rule, state: DeviceState, ts: float) -> dict[str, Any]:
-    return {
-        name: aggregate(state.windows.get(w.field, []), ts - w.s, w.agg)
-        for name, w in rule.windows.items()
-    }
+def _windows(
+    rule: Rule, state: DeviceState, ts: float, seen: dict[tuple[str, float, str], Any]
+) -> dict[str, Any]:
+    """`win.X` of the rule; `seen` shares equal windows between the rules of one reading."""
+    out = {}
+    for name, w in rule.windows.items():
+        key = (w.field, w.s, w.agg)
+        if key not in seen:
+            seen[key] = aggregate(state.windows.get(w.field, []), ts - w.s, w.agg)
+        out[name] = seen[key]
+    return out
 
 
 def _detail(rule: Rule, env: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,11 +181,28 @@ def evaluate_reading(
     env = _env(device, state, fields, ts, plan, extra)
     out: list[Transition] = []
     rules = state.rules
-    for rule, trigger, clear in plan.steps:
+    get = env.get
+    seen: dict[tuple[str, float, str], Any] = {}
+    for rule, trigger, clear, need_on, need_off in plan.steps:
+        rs = rules.get(rule.id)
+        # A condition that is unknown without a field the reading lacks changes nothing
+        # (codegen.strict_names): skip it, with its windows and its idle state.
+        need = need_on if rs is None or rs.phase in _TRIGGERING else need_off
+        if need:
+            missing = False
+            for name in need:
+                if get(name) is None:
+                    missing = True
+                    break
+            if missing:
+                continue
         env["params"] = rule.params
         if rule.windows:
-            env["win"] = _windows(rule, state, ts)
-        rs = rules.get(rule.id) or state.rule(rule.id)
+            env["win"] = _windows(rule, state, ts, seen)
+        if rs is None:  # idle: a false or unknown trigger leaves no state behind
+            if not trigger.fn(env):
+                continue
+            rs = state.rule(rule.id)
         change = _step(rule, trigger, clear, device, rs, env, ts, wall)
         if change is not None:
             out.append(change)
@@ -234,6 +274,8 @@ def next_timer(plan: Plan, state: DeviceState) -> float | None:
     """The earliest wall time at which a minimum duration or clear hold completes with no
     further reading (the condition is taken to hold until a reading says otherwise)."""
     best: float | None = None
+    if not state.rules:
+        return None
     for rule in plan.reading_rules:
         rs = state.rules.get(rule.id)
         if rs is None:

@@ -7,8 +7,9 @@ fields and the engine's context values); `params.X`, `attrs.X`, `prev.X`, `win.X
 a tuple of constants), `and` / `or` / `not`, `A if C else B`, and the calls `abs`, `min`,
 `max`, `coalesce`, `known` (True when any argument is present, else None: `known(a, b) and
 …` leaves a rule untouched by readings that carry neither field). Anything else (attribute
-chains, subscripts, lambdas, other calls) is refused with the construct named. Nothing is
-ever passed to `eval`: the tree is compiled into plain Python closures.
+chains, subscripts, lambdas, other calls) is refused with the construct named. The text is
+never passed to `eval`: the validated tree is compiled into plain Python closures, and then
+(codegen.py) into one bytecode function of the same meaning, which is what runs.
 
 Missing data is unknown, not false: arithmetic or a comparison on `None` gives `None`;
 `and`/`or` follow three-valued logic, so a reading without a gas module neither triggers nor
@@ -23,6 +24,8 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from urbanwatch.alerting.codegen import generate, strict_names
 
 Env = Mapping[str, Any]
 Fn = Callable[[Env], Any]
@@ -55,6 +58,8 @@ class Expr:
     text: str
     names: frozenset[tuple[str | None, str]]  # (namespace or None, name) it reads
     fn: Fn
+    # bare names any of which missing makes the value None (codegen.strict_names)
+    strict: frozenset[str] = frozenset()
 
     def __call__(self, env: Env) -> Any:
         return self.fn(env)
@@ -69,8 +74,8 @@ def compile_expr(text: str) -> Expr:
     except SyntaxError as exc:
         raise ExprError(f"syntax error at column {exc.offset}: {exc.msg}") from None
     names: set[tuple[str | None, str]] = set()
-    fn = _compile(tree.body, names)
-    return Expr(text, frozenset(names), fn)
+    fn = _compile(tree.body, names)  # validates the whole tree (raises ExprError)
+    return Expr(text, frozenset(names), generate(tree.body) or fn, strict_names(tree.body))
 
 
 def _compile(node: ast.AST, names: set[tuple[str | None, str]]) -> Fn:
