@@ -8,7 +8,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from urbanwatch.kinds import ATTRS_MODELS, Kind
 
@@ -27,12 +34,33 @@ class DeviceStatus(StrEnum):
 
 
 Latitude = Annotated[float, Field(ge=-90, le=90)]
+# PostgreSQL text and jsonb cannot hold NUL (\u0000): refused here, naming the field.
+District = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00]*$")]
+
+
+def refuse_nul(value: Any, path: str = "") -> Any:
+    """`value` unchanged, or a ValueError naming the first key path that holds a NUL."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            where = (path or "value").replace("\x00", "\\u0000")
+            raise ValueError(f"{where}: contains NUL (\\u0000), which cannot be stored")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            refuse_nul(str(key), where + " (the key)")
+            refuse_nul(item, where)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            refuse_nul(item, f"{path}[{i}]")
+    return value
+
+
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 
 
 class DeviceBase(BaseModel):
     kind: Kind
-    district: str = Field(min_length=1, max_length=64)
+    district: District
     lat: Latitude
     lon: Longitude
     status: DeviceStatus = DeviceStatus.ACTIVE
@@ -41,6 +69,8 @@ class DeviceBase(BaseModel):
     # The gateway the device reports through, if any: only it may report for the device.
     gateway_id: DeviceId | None = None
     attrs: dict[str, Any] = Field(default_factory=dict)
+
+    _attrs_storable = field_validator("attrs")(refuse_nul)
 
     @model_validator(mode="after")
     def _attrs_fit_kind(self) -> DeviceBase:
@@ -58,7 +88,7 @@ class DeviceUpdate(BaseModel):
     """PATCH body: only the fields given change; `attrs` keys are merged."""
 
     model_config = ConfigDict(extra="forbid")
-    district: str | None = Field(None, min_length=1, max_length=64)
+    district: District | None = None
     lat: Latitude | None = None
     lon: Longitude | None = None
     status: DeviceStatus | None = None
@@ -66,6 +96,8 @@ class DeviceUpdate(BaseModel):
     commissioned_at: date | None = None
     gateway_id: DeviceId | None = None
     attrs: dict[str, Any] | None = None
+
+    _attrs_storable = field_validator("attrs")(refuse_nul)
 
 
 class DevicePublic(DeviceBase):
