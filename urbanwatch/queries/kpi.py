@@ -148,35 +148,49 @@ def _scope(districts: Sequence[str] | None) -> dict[str, Any]:
     return {"districts": list(districts) if districts is not None else None}
 
 
+# The ledgers the KPIs count, one query each over a district scope.
+DEFECTS = (
+    "SELECT d.cover_id, c.district, d.defect_type, d.status, d.discovered_on, "
+    "d.remediated_on, d.verified_on, d.baseline_2021 "
+    "FROM manhole_defects d JOIN manhole_covers c USING (cover_id) "
+    f"WHERE {in_scope('c.district')} ORDER BY 1, 3, 5"
+)
+COVERS = (
+    "SELECT cover_id, district, installed_on, in_core_area, anti_fall_required, "
+    f"anti_fall_installed_on, smart_monitor_id FROM manhole_covers WHERE {IN_SCOPE} "
+    "ORDER BY cover_id"
+)
+POINTS = (
+    "SELECT point_id, name, district, accepted_on, verification, verified_on, "
+    f"baseline_2021, sensor_id FROM waterlog_points WHERE {IN_SCOPE} ORDER BY point_id"
+)
+HAZARDS = (
+    "SELECT hazard_id, district, category, found_on, deadline, rectified_on, verified_on "
+    f"FROM hidden_dangers WHERE {IN_SCOPE} ORDER BY hazard_id"
+)
+
+
+def _ledger(
+    conn: psycopg.Connection, fact: type[F], query: str, districts: Sequence[str] | None
+) -> list[F]:
+    fetch = lambda d: _rows(conn, fact, query, _scope(d))  # noqa: E731
+    return _scoped(conn, query, districts, fetch)
+
+
 def defects(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[DefectFact]:
-    return _scoped(conn, "defects", districts, lambda d: _defects(conn, d))
-
-
-def _defects(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[DefectFact]:
-    return _rows(
-        conn,
-        DefectFact,
-        "SELECT d.cover_id, c.district, d.defect_type, d.status, d.discovered_on, "
-        "d.remediated_on, d.verified_on, d.baseline_2021 "
-        "FROM manhole_defects d JOIN manhole_covers c USING (cover_id) "
-        f"WHERE {in_scope('c.district')} ORDER BY 1, 3, 5",
-        _scope(districts),
-    )
+    return _ledger(conn, DefectFact, DEFECTS, districts)
 
 
 def covers(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[CoverFact]:
-    return _scoped(conn, "covers", districts, lambda d: _covers(conn, d))
+    return _ledger(conn, CoverFact, COVERS, districts)
 
 
-def _covers(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[CoverFact]:
-    return _rows(
-        conn,
-        CoverFact,
-        "SELECT cover_id, district, installed_on, in_core_area, anti_fall_required, "
-        f"anti_fall_installed_on, smart_monitor_id FROM manhole_covers WHERE {IN_SCOPE} "
-        "ORDER BY cover_id",
-        _scope(districts),
-    )
+def points(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[PointFact]:
+    return _ledger(conn, PointFact, POINTS, districts)
+
+
+def hazards(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[HazardFact]:
+    return _ledger(conn, HazardFact, HAZARDS, districts)
 
 
 # The last message of each installed smart-cover monitor at `until`: a reading or a status.
@@ -199,34 +213,6 @@ def monitors(
 ) -> list[MonitorFact]:
     fetch = lambda d: _rows(conn, MonitorFact, MONITORS, _scope(d) | {"until": until})  # noqa: E731
     return _scoped(conn, ("monitors", until), districts, fetch)
-
-
-def points(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[PointFact]:
-    return _scoped(conn, "points", districts, lambda d: _points(conn, d))
-
-
-def _points(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[PointFact]:
-    return _rows(
-        conn,
-        PointFact,
-        "SELECT point_id, name, district, accepted_on, verification, verified_on, "
-        f"baseline_2021, sensor_id FROM waterlog_points WHERE {IN_SCOPE} ORDER BY point_id",
-        _scope(districts),
-    )
-
-
-def hazards(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[HazardFact]:
-    return _scoped(conn, "hazards", districts, lambda d: _hazards(conn, d))
-
-
-def _hazards(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[HazardFact]:
-    return _rows(
-        conn,
-        HazardFact,
-        "SELECT hazard_id, district, category, found_on, deadline, rectified_on, verified_on "
-        f"FROM hidden_dangers WHERE {IN_SCOPE} ORDER BY hazard_id",
-        _scope(districts),
-    )
 
 
 # Depth readings of the sensors that reached `level_cm` in the window: only those can have
