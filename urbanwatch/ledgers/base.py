@@ -128,6 +128,17 @@ class Column:
     help: str = ""  # format, allowed values (docs/ledgers.md and the template's notes)
 
 
+# Every ledger locates its rows by district, with the same header and the same rule.
+DISTRICT = Column(
+    "district",
+    "所属区县",
+    "district",
+    ("区县", "行政区"),
+    True,
+    "district code or Chinese name (文峰区 or wenfeng)",
+)
+
+
 @dataclass(frozen=True)
 class LedgerSpec:
     name: str  # 'manhole_covers': the CLI and API name

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import model_validator
 
 from urbanwatch.ledgers.base import (
+    DISTRICT,
     Column,
     Date,
     LedgerRow,
@@ -53,9 +54,7 @@ HAZARDS = register(
         model=HazardRow,
         columns=(
             Column("hazard_id", "隐患编号", "hazard id", ("编号",), True),
-            Column(
-                "district", "所属区县", "district", ("区县",), True, "district code or Chinese name"
-            ),
+            DISTRICT,
             Column(
                 "category",
                 "隐患类别",

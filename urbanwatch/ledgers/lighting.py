@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from urbanwatch.ledgers.base import (
+    DISTRICT,
     Bool,
     Column,
     Date,
@@ -196,7 +197,7 @@ SEGMENTS = register(
         model=SegmentRow,
         columns=(
             Column("segment_id", "路段编号", "segment id", ("编号",), True),
-            Column("district", "所属区县", "district", ("区县",), True, "code or Chinese name"),
+            DISTRICT,
             Column("road_name", "道路名称", "road name", ("道路",), True),
             Column(
                 "road_class",
@@ -240,7 +241,7 @@ FACILITIES = register(
                 True,
                 "灯具/灯杆/配电箱/回路/电缆/控制器 or lamp/pole/cabinet/circuit/cable/controller",
             ),
-            Column("district", "所属区县", "district", ("区县",), True, "code or Chinese name"),
+            DISTRICT,
             Column("segment_id", "路段编号", "segment id", help="a row of 道路路段台账"),
             Column("road_side", "道路侧", "road side", help="左/右/中 or L/R/C"),
             Column("position_m", "桩号位置(米)", "position m", help="metres from segment start"),

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from urbanwatch.ledgers.base import (
+    DISTRICT,
     Bool,
     Column,
     Date,
@@ -120,14 +121,7 @@ COVERS = register(
         model=CoverRow,
         columns=(
             Column("cover_id", "井盖编号", "cover id", ("编号",), True, "one cover, one number"),
-            Column(
-                "district",
-                "所属区县",
-                "district",
-                ("区县", "行政区"),
-                True,
-                "district code or Chinese name (文峰区 or wenfeng)",
-            ),
+            DISTRICT,
             Column("road", "所在道路", "road", ("道路",)),
             Column(
                 "use_type",

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from urbanwatch.ledgers.base import (
+    DISTRICT,
     Bool,
     Column,
     Int,
@@ -122,7 +123,7 @@ DMAS = register(
         columns=(
             Column("dma_id", "计量区编号", "dma id", ("DMA编号", "编号"), True),
             Column("name", "计量区名称", "name", ("名称",)),
-            Column("district", "所属区县", "district", ("区县",), True, "code or Chinese name"),
+            DISTRICT,
             Column("pipe_km_dn75", "DN75及以上管长(km)", "pipe km dn75", help="km, for R2"),
             Column("mains_km", "干管长度(km)", "mains km", help="km, Lm for ILI"),
             Column("service_connections", "接户数", "service connections", help="Nc for ILI"),
@@ -187,7 +188,7 @@ SUPPLY_YEARS = register(
         key=("district", "year"),
         model=SupplyYearRow,
         columns=(
-            Column("district", "所属区县", "district", ("区县",), True, "code or Chinese name"),
+            DISTRICT,
             Column("year", "年度", "year", ("年份",), True, "e.g. 2023"),
             Column(
                 "plant_outlet_pressure_mpa",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from urbanwatch.ledgers.base import (
+    DISTRICT,
     Bool,
     Column,
     Date,
@@ -51,9 +52,7 @@ POINTS = register(
         columns=(
             Column("point_id", "积水点编号", "point id", ("编号",), True),
             Column("name", "积水点名称", "name", ("名称",), True, "e.g. 人民公园, 同乐花园"),
-            Column(
-                "district", "所属区县", "district", ("区县",), True, "district code or Chinese name"
-            ),
+            DISTRICT,
             Column("point_type", "类型", "type", help="下穿/下凹立交, 低洼路段, 小区, …"),
             Column("road_class", "道路等级", "road class"),
             Column("cause", "积水原因", "cause", ("原因",)),
