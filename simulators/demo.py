@@ -138,7 +138,7 @@ def delivered(webhook_log: Path | None) -> set[int]:
 
 
 def describe(e: Expected, row: dict[str, Any], api: str, hooks: set[int]) -> str:
-    held = f", {row['held_back']} lamp/meter alerts inhibited under it" if row["held_back"] else ""
+    held = f", {row['held_back']} alert(s) inhibited under it" if row["held_back"] else ""
     sent = "delivered to the webhook" if row["id"] in hooks else "webhook: not yet delivered"
     return (
         f"{e.what}: alert #{row['id']} {e.rule_id} "
@@ -157,14 +157,15 @@ def _watch(args: argparse.Namespace, conn: psycopg.Connection) -> int:
         for e in FIRST_MINUTE:
             if e.name in found and e.name not in shown:
                 shown.add(e.name)
-                print(f"demo: +{elapsed:3.0f} s  {describe(e, found[e.name], args.api, hooks)}")
+                # on a line of its own: the simulator's progress bar shares the terminal
+                print(f"\ndemo: +{elapsed:3.0f} s  {describe(e, found[e.name], args.api, hooks)}")
                 sys.stdout.flush()
         if len(shown) == len(FIRST_MINUTE):
-            print(f"demo: all five first-minute alerts are in, {elapsed:.0f} s after the start")
+            print(f"\ndemo: all five first-minute alerts are in, {elapsed:.0f} s after the start")
             return 0
         if elapsed > args.timeout:
             missing = ", ".join(e.name for e in FIRST_MINUTE if e.name not in shown)
-            print(f"demo: not raised within {args.timeout:g} s: {missing} (see .demo/alerts.log)")
+            print(f"\ndemo: not raised within {args.timeout:g} s: {missing} (see .demo/alerts.log)")
             return 1
         time.sleep(1.0)
 
@@ -207,7 +208,14 @@ def main(argv: list[str] | None = None) -> int:
             help="only alerts after this id (`clock` prints the last one)",
         )
     args = parser.parse_args(argv)
-    with db.connect(Settings().database_url) as conn:
+    url = Settings().database_url
+    try:
+        conn = db.connect(url)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).splitlines()[0]
+        print(f"demo: cannot reach the database {db.describe(url)}: {reason}", file=sys.stderr)
+        return 2
+    with conn:
         if args.action == "clock":
             start, behind = plan(wall_ms())
             print(local_iso(start), behind, SPEED, last_id(conn))
