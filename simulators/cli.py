@@ -23,6 +23,7 @@ from urbanwatch.arguments import iso_time, positive_number, whole_number
 MAX_DEVICES = 1_000_000  # 14 x the city fleet; a fleet is built in memory
 MAX_SPEED = 100_000  # replays ingest's whole 71 h window in under 3 s
 MAX_DURATION_S = 366 * 86_400  # a year; a run's faults are planned up front
+MAX_BEHIND_S = 71 * 3600  # ingest refuses readings older than 72 h
 MAX_BACKFILL_DAYS = 3660  # ten years (90 city days are ~54 GB of readings)
 MAX_JOBS = 64  # each is a forked writer with its own database connection
 
@@ -153,6 +154,14 @@ def _register_run(ssub: Any) -> None:
     )
     p.add_argument(
         "--start", type=iso_time, help="simulated start, ISO-8601 (default: see --speed)"
+    )
+    p.add_argument(
+        "--behind",
+        type=whole_number(0, MAX_BEHIND_S),
+        default=0,
+        help="keep simulated time this many seconds behind the wall clock: a --speed > 1 "
+        "run catches up with (wall clock − BEHIND), then runs in real time that far behind "
+        "(make demo: a night-time clock by day; default 0)",
     )
     p.add_argument(
         "--stagger",

@@ -141,13 +141,14 @@ def _describe_publishing(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    clock, end = run_window(args.start, args.speed, args.duration, wall_ms())
+    clock, end = run_window(args.start, args.speed, args.duration, wall_ms(), args.behind)
     truth, hint = _truth(args, settings, "run")
     if args.dry_run:
         length = f"for {args.duration:g} s" if args.duration else "until Ctrl-C"
         _print_plan(
             describe_fleet(args.seed, args.scale),
-            f"{describe_window(clock.start_ms, end)} at {args.speed:g}x speed, {length}",
+            f"{describe_window(clock.start_ms, end)} at {args.speed:g}x speed, {length}"
+            + (f", {args.behind} s behind the wall clock" if args.behind else ""),
             describe_scenario(args.scenario, not args.no_background),
             _describe_import(args, settings),
             f"ground truth: {truth}",

@@ -5,6 +5,8 @@ so every published `ts` is a real, past instant that ingest accepts (≤ 72 h ol
 the future). An accelerated run therefore replays a window that ends now: it starts at
 `start` (by default `now − (speed − 1) × duration`, so it reaches the present exactly when
 the run ends) and, once it catches up with the wall clock, continues in real time.
+With `behind` the run catches up with the wall clock minus that much instead and stays that
+far behind it (`make demo` replays its first minutes fast, then runs at a night-time clock).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ class SimClock:
     start_ms: int  # simulated time at wall time `wall0_ms`
     wall0_ms: int
     speed: float
+    behind_ms: int = 0  # simulated time never passes the wall clock minus this
 
     def now(self, wall_ms: int) -> int:
-        return min(self.start_ms + int((wall_ms - self.wall0_ms) * self.speed), wall_ms)
+        elapsed = int((wall_ms - self.wall0_ms) * self.speed)
+        return min(self.start_ms + elapsed, wall_ms - self.behind_ms)
 
 
 def wall_ms() -> int:
@@ -42,19 +46,27 @@ def wall_ms() -> int:
 
 
 def plan_clock(
-    speed: float, duration_s: float | None, start_ms: int | None, now_ms: int
+    speed: float,
+    duration_s: float | None,
+    start_ms: int | None,
+    now_ms: int,
+    behind_s: float = 0,
 ) -> SimClock:
+    behind_ms = int(behind_s * 1000)
+    target_ms = now_ms - behind_ms  # where the simulated clock catches up
     if start_ms is None:
         if duration_s:
-            start_ms = now_ms - int((speed - 1) * duration_s * 1000)
+            start_ms = target_ms - int((speed - 1) * duration_s * 1000)
         else:
-            start_ms = now_ms - (OPEN_REPLAY_MS if speed > 1 else 0)
+            start_ms = target_ms - (OPEN_REPLAY_MS if speed > 1 else 0)
+    if start_ms > target_ms:
+        raise ValueError("the run would start after the clock it follows (wall clock − behind)")
     if now_ms - start_ms > MAX_AGE_MS:
         raise ValueError(
             "the replayed window starts more than 71 h ago, which ingest would "
             "refuse; use `simulate backfill` for older history"
         )
-    return SimClock(start_ms, now_ms, speed)
+    return SimClock(start_ms, now_ms, speed, behind_ms)
 
 
 def run_live(

@@ -24,7 +24,11 @@ def epoch_ms(when: datetime, option: str) -> int:
 
 
 def run_window(
-    start: datetime | None, speed: float, duration_s: float | None, now_ms: int
+    start: datetime | None,
+    speed: float,
+    duration_s: float | None,
+    now_ms: int,
+    behind_s: float = 0,
 ) -> tuple[SimClock, int]:
     """The live run's clock and the simulated time it reaches at most: the run's end, or
     the fault-planning horizon of an open run (simulated time never passes the wall
@@ -37,12 +41,18 @@ def run_window(
                 f"--start: {start.isoformat()} is in the future; a live run never passes "
                 "the wall clock (docs/simulators.md)"
             )
+        if start_ms > now_ms - behind_s * 1000:
+            raise UsageError(
+                f"--start: {start.isoformat()} is less than --behind {behind_s:g} s ago; "
+                "a live run never passes the wall clock minus --behind"
+            )
     try:
-        clock = plan_clock(speed, duration_s, start_ms, now_ms)
+        clock = plan_clock(speed, duration_s, start_ms, now_ms, behind_s)
     except ValueError as exc:
-        raise UsageError(f"--start/--speed/--duration: {exc}") from None
+        raise UsageError(f"--start/--speed/--duration/--behind: {exc}") from None
     span_ms = (duration_s or OPEN_RUN_HORIZON_MS / 1000) * 1000
-    return clock, int(min(clock.start_ms + span_ms * speed, clock.wall0_ms + span_ms))
+    target_ms = clock.wall0_ms - clock.behind_ms
+    return clock, int(min(clock.start_ms + span_ms * speed, target_ms + span_ms))
 
 
 def backfill_window(end: datetime | None, days: float, now_ms: int) -> tuple[int, int]:

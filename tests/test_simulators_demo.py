@@ -8,15 +8,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from alerts.detectors import load_detectors
+from simulators import demo
+from simulators.backfill import backfill
 from simulators.devices import Device, Meter
 from simulators.engine import Simulation, build_world
-from simulators.fleet import make_fleet
+from simulators.fleet import make_fleet, registry_rows
+from simulators.live import wall_ms
+from simulators.plan import run_window
+from simulators.publisher import Publisher
 from simulators.scenario import load_scenario
-from simulators.sun import LOCAL, to_ms
+from simulators.sun import LOCAL, LampClock, to_ms, utc
 from simulators.truth import ground_truth
 from simulators.world import World
+from tests.alerts_helpers import engine_settings, running_engine
+from tests.conftest import wait_for
+from urbanwatch import registry
+from urbanwatch.errors import UsageError
 
 SEED, STAGGER_S = 42, 20  # scripts/demo.sh
 MINUTE = 60_000
@@ -165,3 +178,132 @@ def test_recurring_events_are_in_the_truth_and_show_when_they_start(hour, lamps)
     bursts = [b["dma_id"] for b in truth["bursts"] if b["source"] == "scenario"]
     assert bursts[:4] == ["DMA-02", "DMA-01", "DMA-02", "DMA-01"]
     assert len(bursts) == 1 + (HORIZON - 120 * MINUTE - 1) // (60 * MINUTE) + 1
+
+
+# --- make demo's first minute, through the broker and the engine ---------------------------
+
+
+def opened_known_at(conn: psycopg.Connection, alert_id: int) -> datetime:
+    """When the engine knew the alert was open (simulated time): a group alert's `opened`
+    event carries it; a rule's alert opens at the reading that completes it."""
+    detail, opened_at = conn.execute(
+        "SELECT e.detail, a.opened_at FROM alerts a JOIN alert_events e ON e.alert_id = a.id "
+        "WHERE a.id = %s AND e.event = 'opened' ORDER BY e.id LIMIT 1",
+        (alert_id,),
+    ).fetchone()
+    return datetime.fromisoformat(detail["at"]) if detail.get("at") else opened_at
+
+
+def test_make_demos_five_alerts_are_known_within_its_first_minute(
+    conn, database_url, mqtt_url, topic_prefix
+) -> None:
+    """scripts/demo.sh as it runs today: the clock `simulators.demo.plan` gives, 4 days of
+    DMA history ending 3 days ago, then the demo scenario's first simulated minutes published
+    through the broker to an engine with the shipped rules and detectors."""
+    now = wall_ms()
+    start, behind = demo.plan(now)
+    assert start + demo.PREROLL_S * 1000 + behind * 1000 <= now
+    fleet = make_fleet(SEED, "small")
+    registry.import_rows(conn, registry_rows(fleet))
+    conn.commit()
+    history_end = now - (3 * 86_400 + 600) * 1000
+    history_start = history_end - 4 * 86_400_000
+    meters = [d for d in fleet.devices if d.kind == "watermeter"]
+    history = build_world(fleet, history_start, history_end)
+    with psycopg.connect(database_url, autocommit=True) as auto:
+        sim = Simulation(fleet, history, history_start, devices=meters)
+        backfill(auto, sim, history_start, history_end, progress=False)
+
+    world = build_world(fleet, start, start + HORIZON, load_scenario("demo"))
+    assert world.clock.is_on(start) and world.clock.is_on(start + demo.NIGHT_S * 1000)
+    sim = Simulation(fleet, world, start, stagger_s=STAGGER_S)
+    settings = engine_settings(database_url, mqtt_url, topic_prefix)
+    with psycopg.connect(database_url) as setup:
+        detectors = load_detectors(setup)
+    with running_engine(settings, detectors=detectors) as engine:
+        publisher = Publisher(mqtt_url, topic_prefix, client_id=f"demo-{topic_prefix}")
+        publisher.connect()
+        try:
+            for device, payload in sim.advance(start + demo.PREROLL_S * 1000 - 1):
+                publisher.add(device, payload)
+        finally:
+            publisher.close()
+        sent = publisher.messages
+        wait_for(lambda: engine.stats["messages"] >= sent, timeout=120, what=f"{sent} messages")
+
+    found = demo.find(conn)
+    assert set(found) == {e.name for e in demo.FIRST_MINUTE}
+    begun = utc(start)
+    for name, row in found.items():
+        known = opened_known_at(conn, row["id"])
+        after_s = (known - begun).total_seconds()
+        assert 0 <= after_s <= demo.PREROLL_S, (name, after_s)
+        assert demo.wall_after(after_s) <= demo.WITHIN_S, (name, after_s)
+    assert found["burst"]["severity"] == "critical"
+    # the circuit alert holds back its lamps' SL_SUPPLY_LOSS alerts (inhibited, not notified)
+    circuit = found["circuit"]
+    lamps = conn.execute(
+        "SELECT subject, suppressed, parent_id FROM alerts WHERE rule_id = 'SL_SUPPLY_LOSS'"
+    ).fetchall()
+    on_circuit = {d.device_id for d in fleet.devices if d.attrs.get("circuit_id") == CIRCUIT}
+    assert len(lamps) >= 3 and {s for s, _, _ in lamps} <= on_circuit
+    assert all(sup and parent == circuit["id"] for _, sup, parent in lamps)
+    assert circuit["held_back"] >= len(lamps)
+    under_burst = conn.execute(
+        "SELECT DISTINCT rule_id FROM alerts WHERE parent_id = %s", (found["burst"]["id"],)
+    ).fetchall()
+    assert {r for (r,) in under_burst} == {"WS_FLOW_ANOMALY", "WS_PRESSURE_DROP"}
+
+
+# --- the demo's clock ---------------------------------------------------------------------
+
+YEAR_2000, YEAR_2100 = 946_684_800_000, 4_102_444_800_000
+
+
+@settings(max_examples=300, deadline=None)
+@given(now=st.integers(YEAR_2000, YEAR_2100))
+def test_the_demo_clock_starts_in_the_small_hours_at_most_a_day_back(now):
+    start, behind = demo.plan(now)
+    lead = demo.PREROLL_S * 1000
+    assert start % 1000 == 0 and behind >= 0
+    # the fast replay ends where the run then stays, behind the wall clock
+    assert start + lead + behind * 1000 <= now < start + lead + (behind + 2) * 1000
+    assert behind < 24 * 3600
+    local = utc(start).astimezone(LOCAL)
+    assert (1, 0) <= (local.hour, local.minute) < (3, 30)
+    clock = LampClock()
+    assert clock.is_on(start) and clock.is_on(start + (demo.PREROLL_S + demo.NIGHT_S) * 1000)
+    assert demo.wall_after(demo.PREROLL_S) == demo.PREROLL_S / demo.SPEED
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    speed=st.floats(1, 100),
+    lead_s=st.integers(0, 3600),
+    behind_s=st.integers(0, 71 * 3600 - 3600),
+    elapsed_s=st.lists(st.floats(0, 86_400), min_size=1, max_size=10),
+)
+def test_a_run_behind_the_wall_clock_catches_up_with_it_minus_behind(
+    speed, lead_s, behind_s, elapsed_s
+):
+    now = wall_ms()
+    start = now - (behind_s + lead_s) * 1000
+    clock, end = run_window(utc(start), speed, None, now, behind_s)
+    assert clock.start_ms == start and end > start
+    last = None
+    for e in sorted(elapsed_s):
+        wall = now + int(e * 1000)
+        t = clock.now(wall)
+        assert start <= t <= wall - behind_s * 1000  # never passes the wall clock − behind
+        assert last is None or t >= last
+        last = t
+        if e * (speed - 1) >= lead_s + 0.01:  # caught up: real time, exactly that far behind
+            assert t == wall - behind_s * 1000
+
+
+@given(behind_s=st.integers(1, 71 * 3600), early_s=st.integers(0, 3600))
+def test_a_start_later_than_the_wall_clock_minus_behind_is_refused(behind_s, early_s):
+    now = wall_ms()
+    start = now - behind_s * 1000 + (early_s + 1) * 1000
+    with pytest.raises(UsageError, match="--behind"):
+        run_window(utc(min(start, now)), 1, None, now, behind_s)
