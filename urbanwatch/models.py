@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from urbanwatch.kinds import ATTRS_MODELS, Kind
+from urbanwatch.storable import NO_NUL, dotted, find_unstorable
 
 # A device id is one MQTT topic level: no '/', '+', '#', and short enough to index well.
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -35,23 +36,15 @@ class DeviceStatus(StrEnum):
 
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 # PostgreSQL text and jsonb cannot hold NUL (\u0000): refused here, naming the field.
-District = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00]*$")]
+District = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
 
 
 def refuse_nul(value: Any, path: str = "") -> Any:
-    """`value` unchanged, or a ValueError naming the first key path that holds a NUL."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            where = (path or "value").replace("\x00", "\\u0000")
-            raise ValueError(f"{where}: contains NUL (\\u0000), which cannot be stored")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            refuse_nul(str(key), where + " (the key)")
-            refuse_nul(item, where)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            refuse_nul(item, f"{path}[{i}]")
+    """`value` unchanged, or a ValueError naming the first key path PostgreSQL cannot store
+    (a NUL in text or a key, a NaN or an infinity)."""
+    found = find_unstorable(value, (path,) if path else ())
+    if found:
+        raise ValueError(f"{dotted(found[0])}: {found[1]}")
     return value
 
 

@@ -12,9 +12,9 @@ from api.auth import Principal, require
 from api.deps import Conn
 from urbanwatch.identity.roles import Role
 from urbanwatch.queries import audit as queries
+from urbanwatch.storable import NO_NUL
 
 router = APIRouter(prefix="/audit", tags=["audit"])
-NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
 class AuditPage(BaseModel):

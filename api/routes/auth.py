@@ -16,9 +16,9 @@ from urbanwatch.identity.models import RefreshRequest, TokenPair
 from urbanwatch.identity.ratelimit import Limit
 from urbanwatch.identity.roles import Role
 from urbanwatch.settings import Settings
+from urbanwatch.storable import NO_NUL_NONEMPTY
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-NO_NUL = r"^[^\x00]+$"  # PostgreSQL text cannot hold NUL
 
 
 class Me(BaseModel):
@@ -56,8 +56,8 @@ def _refused(message: str) -> HTTPException:
 def sign_in(
     request: Request,
     conn: Conn,
-    username: Annotated[str, Form(min_length=1, max_length=64, pattern=NO_NUL)],
-    password: Annotated[str, Form(min_length=1, max_length=1024, pattern=NO_NUL)],
+    username: Annotated[str, Form(min_length=1, max_length=64, pattern=NO_NUL_NONEMPTY)],
+    password: Annotated[str, Form(min_length=1, max_length=1024, pattern=NO_NUL_NONEMPTY)],
     grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
 ) -> TokenPair:
     """OAuth2 password flow (form fields `username`, `password`): an access token (Bearer,

@@ -18,11 +18,12 @@ from urbanwatch.alerting import Override, Rule, RuleSet, default_rules, effectiv
 from urbanwatch.identity.roles import Role
 from urbanwatch.queries import rules as q
 from urbanwatch.queries.devices import get_device
+from urbanwatch.storable import NO_NUL_NONEMPTY
 
 router = APIRouter(prefix="/rules", tags=["alerts"])
 Viewer = Annotated[Principal, require(Role.viewer)]
 Operator = Annotated[Principal, require(Role.operator)]
-DeviceId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
+DeviceId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL_NONEMPTY)]
 
 
 class RuleSetPublic(BaseModel):

@@ -20,6 +20,7 @@ from urbanwatch import audit
 from urbanwatch.identity.roles import Role
 from urbanwatch.queries import windows as q
 from urbanwatch.queries.devices import get_device
+from urbanwatch.storable import NO_NUL, NO_NUL_NONEMPTY, NO_NUL_NOT_BLANK
 
 router = APIRouter(prefix="/windows", tags=["alerts"])
 Viewer = Annotated[Principal, require(Role.viewer)]
@@ -54,12 +55,12 @@ class Period(BaseModel):
 class MuteCreate(Period):
     scope: Literal["device", "segment", "circuit", "dma", "district"]
     target: Name
-    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
+    reason: str = Field(min_length=1, max_length=500, pattern=NO_NUL_NOT_BLANK)
 
 
 class WorkWindowCreate(Period):
     device_id: Name
-    work_order: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[^\x00]+$")
+    work_order: str | None = Field(None, min_length=1, max_length=100, pattern=NO_NUL_NONEMPTY)
 
 
 @router.get("/mutes", response_model=list[q.MuteRow])
@@ -98,7 +99,7 @@ def delete_mute(conn: Conn, principal: Operator, mute_id: WindowId) -> q.MuteRow
 def list_work_windows(
     conn: Conn,
     _: Viewer,
-    device_id: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
+    device_id: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     current: bool = False,
 ) -> list[q.WorkWindowRow]:
     return q.list_work_windows(conn, device_id, datetime.now(UTC) if current else None)
