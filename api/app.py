@@ -15,6 +15,7 @@ from api.auth import declare_roles
 from api.docs import add_docs
 from api.routes import (
     alerts,
+    alerts_onsite,
     alerts_stream,
     audit,
     auth,
@@ -74,7 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     for plan in (targets, kpis, ledgers):  # issue #11: the plan, its KPIs and ledgers
         app.include_router(plan.router)
     # issue #10: alerts (the stream before /alerts/{id}), incidents, rules, routes, windows
-    for alerting in (alerts_stream, alerts, rules, routes, windows):
+    for alerting in (alerts_stream, alerts, alerts_onsite, rules, routes, windows):
         app.include_router(alerting.router)
     app.include_router(alerts.incidents)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -34,8 +34,10 @@ def register_notify(sub: Any) -> None:
         help="deliver alert events to the routed crews' channels",
         description="Route every alert event (kind, district, severity -> unit -> crews -> "
         "channels, from the loaded route file), escalate alerts whose acknowledge deadline "
-        "passed, and deliver through a durable outbox: webhook (HMAC-signed), WeCom and "
-        "DingTalk robots (markdown; digests within 20 messages a minute), MQTT "
+        "passed (again each SLA period, up to max_level) or whose on-site or resolve "
+        "deadline passed (once each; table alert_sla), and deliver through a durable "
+        "outbox: webhook (HMAC-signed), WeCom and DingTalk robots (markdown; digests "
+        "within 20 messages a minute), MQTT "
         "{prefix}/alerts/{kind}/{device_id} (QoS 1) and email. Retries with backoff survive "
         "restarts; each event is sent once per channel with an idempotency key. Tunables: "
         "NOTIFY_* environment variables. Runs until Ctrl-C or SIGTERM.",

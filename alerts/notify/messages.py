@@ -36,9 +36,16 @@ EVENT_ZH = {
     "escalated": "超时升级",
     "unsuppressed": "解除抑制",
     "acknowledged": "已确认",
+    "on_site": "已到场",
     "cleared": "已恢复",
     "resolved": "已解决",
     "updated": "级别升高",  # sent only when the severity rose
+}
+# Why an alert escalated ('escalated' event detail "reason").
+REASON_ZH = {
+    "ack_overdue": "未按时确认 not acknowledged",
+    "site_overdue": "未按时到场 nobody on site",
+    "resolve_overdue": "未按时解决 not resolved",
 }
 KIND_ZH = {"manhole": "井盖", "waterlog": "积水", "streetlight": "路灯", "watermeter": "供水"}
 WECOM_COLOUR = {"critical": "warning", "alarm": "warning", "warning": "comment", "info": "info"}
@@ -116,7 +123,8 @@ def markdown_single(n: Notice) -> tuple[str, str]:
     if a.ack_due_at is not None and a.status == "open":
         lines.append(f"> 确认期限 acknowledge by: {local(a.ack_due_at)}")
     if e.type == "escalated":
-        lines.append(f"> 升级级别 escalation level: {r.level}(未按时确认 not acknowledged)")
+        reason = str(e.detail.get("reason", "ack_overdue"))
+        lines.append(f"> 升级级别 escalation level: {r.level}({REASON_ZH.get(reason, reason)})")
     title = f"{SEVERITY_ZH.get(a.severity, '')}{EVENT_ZH.get(e.type, '')} {a.rule_id} {a.subject}"
     return title, _fit("\n".join(lines))
 

@@ -1,5 +1,5 @@
-"""The notifier: alert events -> outbox (routing), acknowledge deadlines -> 'escalated'
-events, outbox -> channels (delivery with retries, rate limits and digests).
+"""The notifier: alert events -> outbox (routing), acknowledge, on-site and resolve deadlines
+-> 'escalated' events, outbox -> channels (delivery with retries, rate limits and digests).
 
 Durability: the trigger in 012_notify.sql queues every alert event in `notify_inbox` in the
 transaction that wrote it; routing turns it into outbox rows and deletes it in one
@@ -25,6 +25,7 @@ from alerts.notify.planner import plan_event
 from urbanwatch import db
 from urbanwatch.errors import RuntimeProblem
 from urbanwatch.queries import notify as q
+from urbanwatch.queries import sla as q_sla
 from urbanwatch.retry import Backoff, first_line
 from urbanwatch.routing.model import Channel, RouteFile
 from urbanwatch.settings import Settings
@@ -108,7 +109,11 @@ class Notifier:
         conn.commit()
         if n:
             logger.info("escalated %d alert(s) past their acknowledge deadline", n)
-        return n
+        m = q_sla.escalate_deadlines(conn, self.actor)
+        conn.commit()
+        if m:
+            logger.info("escalated %d alert deadline(s) past on site or resolve", m)
+        return n + m
 
     def deliver(self, conn: psycopg.Connection, name: str) -> int:
         """Send what is due on one channel, within its rate limit: a rate-limited channel

@@ -22,6 +22,7 @@ NOTIFY_EVENTS = frozenset(
         "escalated",
         "unsuppressed",
         "acknowledged",
+        "on_site",
         "cleared",
         "resolved",
     }
