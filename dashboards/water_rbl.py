@@ -44,7 +44,8 @@ ORDER BY m.value - {LINE} DESC NULLS LAST, m.dma_id"""
 
 def by_region_sql(region: str) -> str:
     """The region's value and each chosen district's in it, latest snapshot up to the end of
-    the time range: one row per scope (a bar each)."""
+    the time range: one row per scope (a bar each); nothing when no chosen district is in
+    the region."""
     return f"""SELECT s.scope_name AS metric, s.value
 FROM (
     SELECT DISTINCT ON (k.scope)
@@ -54,6 +55,8 @@ FROM (
            k.scope = '{region}' AS is_region
     FROM kpi_daily k LEFT JOIN districts dd ON dd.code = k.scope
     WHERE k.kpi = '{KPI}' AND k.day <= {AS_OF} AND k.value IS NOT NULL
+      AND EXISTS (SELECT FROM districts c WHERE c.district_class = '{region}'
+                  AND c.code IN ($district))
       AND (k.scope = '{region}' OR (dd.district_class = '{region}' AND k.scope IN ($district)))
     ORDER BY k.scope, k.day DESC
 ) s
