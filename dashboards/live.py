@@ -54,10 +54,7 @@ def device_state_sql() -> str:
     the packaged file's offline rules while none was loaded) → 1 offline, any other → 2
     alerting, none → 0 ok. Offline wins: a silent device's other alerts are stale."""
     defaults = ", ".join(f"'{r}'" for r in default_offline_rules())
-    return f"""WITH d AS (
-    SELECT device_id, kind, district, lat, lon FROM devices
-    WHERE kind IN ($kind) AND district IN ($district) AND status IN ('active', 'maintenance')
-), offline_rules AS (
+    return f"""WITH offline_rules AS (
     SELECT rule_id FROM alert_rule_types WHERE type = 'offline'
     UNION ALL
     SELECT unnest(ARRAY[{defaults}]) WHERE NOT EXISTS (SELECT FROM alert_rule_types)
@@ -65,14 +62,15 @@ def device_state_sql() -> str:
     SELECT a.device_id, bool_or(a.rule_id IN (SELECT rule_id FROM offline_rules)) AS offline,
            count(*) AS n, min(a.opened_at) AS since,
            (array_agg(a.title ORDER BY {SEVERITY_ORDER}, a.opened_at))[1] AS worst
-    FROM alerts a JOIN d USING (device_id)
-    WHERE a.status <> 'resolved'
+    FROM alerts a
+    WHERE a.status <> 'resolved' AND a.device_id IS NOT NULL
     GROUP BY a.device_id
 )
 SELECT d.device_id, kt.kind_title AS kind, d.district, d.lat, d.lon,
        CASE WHEN o.offline THEN 1 WHEN o.n > 0 THEN 2 ELSE 0 END AS state,
        coalesce(o.n, 0) AS open_alerts, o.worst AS alert, o.since
-FROM d LEFT JOIN oa o USING (device_id) JOIN {kind_titles_sql()} USING (kind)"""
+FROM devices d LEFT JOIN oa o USING (device_id) JOIN {kind_titles_sql()} USING (kind)
+WHERE d.kind IN ($kind) AND d.district IN ($district) AND d.status IN ('active', 'maintenance')"""
 
 
 def _count_by(column: str, label: str, order: str) -> str:
