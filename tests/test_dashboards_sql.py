@@ -295,7 +295,9 @@ def _map_states(conn: psycopg.Connection, timescaledb: bool) -> dict[str, int]:
     sql = expand(target["rawSql"], context(panel, "6h", timescaledb, all_values(conn)))
     columns, rows = run_as_grafana(conn, sql)
     assert {"device_id", "lat", "lon", "state", "kind", "district"} <= set(columns)
-    return {r[columns.index("device_id")]: r[columns.index("state")] for r in rows}
+    states = {r[columns.index("device_id")]: r[columns.index("state")] for r in rows}
+    assert len(states) == len(rows), "a device on the map twice"
+    return states
 
 
 def test_device_map_state_comes_from_open_alerts_not_readings(reader):
