@@ -22,7 +22,6 @@ from grafana_foundation_sdk.models.geomap import TooltipMode
 
 from dashboards.live_extra import delivery_panels, storm_panels
 from dashboards.panels import (
-    END,
     PG,
     SHORT,
     SQL,
@@ -32,6 +31,7 @@ from dashboards.panels import (
     kind_variable,
     thresholds,
 )
+from urbanwatch.alerting import default_rules
 from urbanwatch.kinds import KINDS, SPECS
 
 UID = "uw-live"
@@ -42,33 +42,35 @@ ALERT_SCOPE = "a.kind IN ($kind) AND (a.district IS NULL OR a.district IN ($dist
 CENTRE = (36.0975, 114.3925)
 
 
-def offline_after_s(kind: str) -> int:
-    """Silence after which a device counts as offline: two heartbeats plus the kind's grace
-    (docs/domain.md MH_OFFLINE / WL_OFFLINE; cadences from urbanwatch/kinds)."""
-    cadence = SPECS[kind].cadence
-    return 2 * cadence.heartbeat_s + cadence.grace_s
-
-
-def _last_seen(kind: str) -> str:
-    return f"""SELECT d.device_id, (SELECT max(r.ts) FROM {kind}_readings r
-        WHERE r.device_id = d.device_id AND r.ts <= {END}
-          AND r.ts > {END} - interval '{offline_after_s(kind)} seconds') AS last_ts
-    FROM d WHERE d.kind = '{kind}'"""
+def default_offline_rules() -> tuple[str, ...]:
+    """The packaged rule file's offline rules: the engine runs them while no rule set was
+    ever loaded (alert_rules empty)."""
+    return tuple(sorted(r.id for r in default_rules().rules if r.type == "offline"))
 
 
 def device_state_sql() -> str:
-    seen = "\n    UNION ALL ".join(_last_seen(kind) for kind in KINDS)
-    return f"""WITH d AS (
-    SELECT device_id, kind, district, lat, lon FROM devices
-    WHERE kind IN ($kind) AND district IN ($district) AND status IN ('active', 'maintenance')
-), seen AS (
-    {seen}
+    """Each device's state from the registry and its unresolved alerts, never from readings:
+    an offline rule's alert (alert_rules' type 'offline', through the alert_rule_types view;
+    the packaged file's offline rules while none was loaded) → 1 offline, any other → 2
+    alerting, none → 0 ok. Offline wins: a silent device's other alerts are stale."""
+    defaults = ", ".join(f"'{r}'" for r in default_offline_rules())
+    return f"""WITH offline_rules AS (
+    SELECT rule_id FROM alert_rule_types WHERE type = 'offline'
+    UNION ALL
+    SELECT unnest(ARRAY[{defaults}]) WHERE NOT EXISTS (SELECT FROM alert_rule_types)
+), oa AS (
+    SELECT a.device_id, bool_or(a.rule_id IN (SELECT rule_id FROM offline_rules)) AS offline,
+           count(*) AS n, min(a.opened_at) AS since,
+           (array_agg(a.title ORDER BY {SEVERITY_ORDER}, a.opened_at))[1] AS worst
+    FROM alerts a
+    WHERE a.status <> 'resolved' AND a.device_id IS NOT NULL
+    GROUP BY a.device_id
 )
-SELECT d.device_id, kt.kind_title AS kind, d.district, d.lat, d.lon, s.last_ts,
-       CASE WHEN EXISTS (SELECT 1 FROM alerts a WHERE a.device_id = d.device_id
-                         AND a.status <> 'resolved') THEN 2
-            WHEN s.last_ts IS NULL THEN 1 ELSE 0 END AS state
-FROM d JOIN seen s USING (device_id) JOIN {kind_titles_sql()} USING (kind)"""
+SELECT d.device_id, kt.kind_title AS kind, d.district, d.lat, d.lon,
+       CASE WHEN o.offline THEN 1 WHEN o.n > 0 THEN 2 ELSE 0 END AS state,
+       coalesce(o.n, 0) AS open_alerts, o.worst AS alert, o.since
+FROM devices d LEFT JOIN oa o USING (device_id) JOIN {kind_titles_sql()} USING (kind)
+WHERE d.kind IN ($kind) AND d.district IN ($district) AND d.status IN ('active', 'maintenance')"""
 
 
 def _count_by(column: str, label: str, order: str) -> str:
@@ -147,9 +149,11 @@ def device_map() -> Geomap:
         .id(5)
         .title("设备状态地图 Device map (ok / offline / alerting)")
         .description(
-            "离线：超过两个心跳周期无数据。Offline: silent for two heartbeats plus the kind's "
-            "grace, counted back from the end of the time range. Districts have no outlines "
-            "yet: the registry holds no district geometry."
+            "离线：有未解决的离线告警；告警：有其他未解决告警。Offline: an unresolved offline "
+            "alert (the alert engine's rule: two heartbeats plus the kind's grace); alerting: "
+            "any other unresolved alert; ok: none. Read from the registry and the alerts, not "
+            "the readings: the map shows now, whatever the time range. Districts have no "
+            "outlines yet: the registry holds no district geometry."
         )
         .datasource(PG)
         .span(24)
@@ -158,7 +162,7 @@ def device_map() -> Geomap:
         .view(MapViewConfig().id("coords").lat(CENTRE[0]).lon(CENTRE[1]).zoom(10))  # type: ignore[arg-type]
         .basemap(MapLayerOptions().type("default").name("底图 Basemap"))
         .layers([markers])
-        .tooltip(TooltipOptions().mode(TooltipMode.DETAILS))  # device, kind, last reading
+        .tooltip(TooltipOptions().mode(TooltipMode.DETAILS))  # device, kind, worst open alert
         .mappings([ValueMap(options=states)])
         .thresholds(thresholds((None, "green"), (1, "#8e8e8e"), (2, "red")))
         .with_target(SQL(device_state_sql(), table=True))

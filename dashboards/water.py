@@ -7,6 +7,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 from dashboards import ledger_panels
 from dashboards.panels import attr_filter, attr_variable, by_span, kind_board, thresholds
 from dashboards.panels import timeseries as ts
+from dashboards.water_rbl import rbl_panels
 
 UID = "uw-water"
 # docs/domain.md §5.6: WS_LOW_PRESSURE below 0.14 MPa, WS_HIGH_PRESSURE above ~0.6 MPa.
@@ -98,4 +99,7 @@ def board() -> Dashboard:
     dash = dash.with_row(Row("台账与计划指标 Ledgers and plan KPIs").id(100))
     for panel in ledger_panels.water_panels():
         dash = dash.with_panel(panel)
+    dash = dash.with_row(Row("漏损率 R_BL per region, district and DMA").id(101))
+    for rbl_panel in rbl_panels():
+        dash = dash.with_panel(rbl_panel)
     return dash

@@ -69,6 +69,20 @@ def fill(conn: psycopg.Connection) -> None:
                VALUES (%s, %s, 'opened', 'engine', %s)""",
             (alert_id, opened, SEVERITIES[i % len(SEVERITIES)]),
         )
+    # An open offline alert of a packaged offline rule (no rule set loaded: the map falls
+    # back on the packaged file's offline rules), on a device with no other alert.
+    silent, silent_district = conn.execute(
+        "SELECT device_id, district FROM devices WHERE kind = 'manhole' "
+        "AND device_id <> %s ORDER BY device_id LIMIT 1",
+        (next(d for d, k, _ in devices if k == "manhole"),),
+    ).fetchone()
+    conn.execute(
+        """INSERT INTO alerts (rule_id, subject, device_id, kind, district, severity,
+               opened_at, title)
+           VALUES ('MH_OFFLINE', %s, %s, 'manhole', %s, 'warning', %s,
+                   '井盖监测器离线 Cover monitor offline')""",
+        (silent, silent, silent_district, END - timedelta(minutes=30)),
+    )
     with conn.cursor() as cur:
         copy_dead_letters(
             cur,

@@ -208,6 +208,7 @@ def test_grafana_role_reads_no_secrets_and_writes_nothing(reader):
         "SELECT config FROM notify_channels",
         "SELECT error FROM notify_attempts",
         "SELECT * FROM plan_target_history",
+        "SELECT definition FROM alert_rules",
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             run_as_grafana(conn, sql)
@@ -280,6 +281,126 @@ def test_compose_login_script_makes_a_login_in_the_grafana_role(filled):
             conn.execute(f'DROP ROLE IF EXISTS "{login}"')
 
 
+def _board_target(uid: str, panel_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    for _folder, board in load_json():
+        if board["uid"] == uid:
+            for panel in _panels(board):
+                if panel["id"] == panel_id:
+                    return panel, panel["targets"][0]
+    raise LookupError(f"{uid}/{panel_id}")
+
+
+def _map_states(conn: psycopg.Connection, timescaledb: bool) -> dict[str, int]:
+    panel, target = _board_target("uw-live", 5)
+    sql = expand(target["rawSql"], context(panel, "6h", timescaledb, all_values(conn)))
+    columns, rows = run_as_grafana(conn, sql)
+    assert {"device_id", "lat", "lon", "state", "kind", "district"} <= set(columns)
+    states = {r[columns.index("device_id")]: r[columns.index("state")] for r in rows}
+    assert len(states) == len(rows), "a device on the map twice"
+    return states
+
+
+def test_device_map_state_comes_from_open_alerts_not_readings(reader):
+    """ok / offline / alerting from the registry and the unresolved alerts: an offline
+    rule's alert → 1, any other → 2, none → 0; every device in scope once; no readings
+    scanned."""
+    conn, timescaledb = reader
+    states = _map_states(conn, timescaledb)
+    devices = {
+        r[0]
+        for r in conn.execute(
+            "SELECT device_id FROM devices WHERE status IN ('active', 'maintenance')"
+        )
+    }
+    assert set(states) == devices
+    unresolved = conn.execute(
+        "SELECT device_id, rule_id FROM alerts WHERE status <> 'resolved' AND device_id IS NOT NULL"
+    ).fetchall()
+    offline = {d for d, rule in unresolved if rule == "MH_OFFLINE"}
+    alerting = {d for d, _ in unresolved} - offline
+    assert offline and alerting
+    assert {d for d, s in states.items() if s == 1} == offline
+    assert {d for d, s in states.items() if s == 2} == alerting
+    assert {d for d, s in states.items() if s == 0} == devices - offline - alerting
+    panel, target = _board_target("uw-live", 5)
+    for range_name in RANGES:
+        sql = expand(target["rawSql"], context(panel, range_name, timescaledb, all_values(conn)))
+        assert _scanned_readings(conn, sql) == [], range_name
+
+
+def test_device_map_reads_offline_rules_from_the_loaded_rule_set(reader):
+    """Once a rule set is loaded, its offline rules decide (a renamed one counts, a
+    packaged id that is no longer an offline rule does not); a resolved alert counts not."""
+    conn, timescaledb = reader
+    device, district = conn.execute(
+        "SELECT device_id, district FROM devices d WHERE kind = 'waterlog' AND NOT EXISTS "
+        "(SELECT FROM alerts a WHERE a.device_id = d.device_id) ORDER BY device_id LIMIT 1"
+    ).fetchone()
+    old_offline = conn.execute(
+        "SELECT device_id FROM alerts WHERE rule_id = 'MH_OFFLINE' AND status <> 'resolved'"
+    ).fetchone()[0]
+    # Written (autocommitted) and removed again: run_as_grafana's SET LOCAL ROLE / READ ONLY
+    # would outlive a savepoint inside one enclosing transaction.
+    try:
+        conn.execute(
+            """INSERT INTO alert_rules (rule_id, kind, position, definition) VALUES
+               ('WL_SILENT', 'waterlog', 0, '{"id": "WL_SILENT", "type": "offline"}'),
+               ('MH_OFFLINE', 'manhole', 1, '{"id": "MH_OFFLINE", "type": "threshold"}')"""
+        )
+        conn.execute(
+            """INSERT INTO alerts (rule_id, subject, device_id, kind, district, severity,
+                   opened_at, title) VALUES ('WL_SILENT', %s, %s, 'waterlog', %s,
+                   'warning', %s, 'silent')""",
+            (device, device, district, END),
+        )
+        states = _map_states(conn, timescaledb)
+        assert states[device] == 1
+        assert states[old_offline] == 2
+        conn.execute("UPDATE alerts SET status = 'resolved' WHERE rule_id = 'WL_SILENT'")
+        assert _map_states(conn, timescaledb)[device] == 0
+    finally:
+        conn.execute("DELETE FROM alerts WHERE rule_id = 'WL_SILENT'")
+        conn.execute("DELETE FROM alert_rules WHERE rule_id IN ('WL_SILENT', 'MH_OFFLINE')")
+    assert _map_states(conn, timescaledb)[old_offline] == 1
+
+
+def test_rbl_per_dma_matches_the_stored_snapshot_and_its_line(reader):
+    """The per-DMA table shows each DMA's latest stored R_BL and how far over its region's
+    line (9.7 % central, 11 % county) it is; the region gauges put the region first."""
+    conn, timescaledb = reader
+    stored = dict(
+        conn.execute(
+            "SELECT DISTINCT ON (dma_id) dma_id, value FROM kpi_daily_dma "
+            "WHERE kpi = 'water.loss_rate_R_BL' ORDER BY dma_id, day DESC"
+        ).fetchall()
+    )
+    assert stored and any(v is not None for v in stored.values())
+    panel, target = _board_target("uw-water", 9)
+    columns, rows = run_as_grafana(
+        conn, expand(target["rawSql"], context(panel, "2d", timescaledb, all_values(conn)))
+    )
+    col = {name: i for i, name in enumerate(columns)}
+    got = {r[col["分区 DMA"]]: r for r in rows}
+    assert set(got) == set(stored)
+    for dma, row in got.items():
+        value, line = row[col["R_BL (%)"]], row[col["控制线 line (%)"]]
+        over = row[col["超线 over line (pp)"]]
+        assert value == stored[dma]
+        assert line == (9.7 if row[col["区域 region"]].startswith("中心") else 11)
+        assert over is None if value is None else abs(over - (value - line)) < 1e-9
+    for panel_id, region in ((7, "central"), (8, "county")):
+        panel, target = _board_target("uw-water", panel_id)
+        ctx = context(panel, "2d", timescaledb, all_values(conn))
+        _, bars = run_as_grafana(conn, expand(target["rawSql"], ctx))
+        region_value = conn.execute(
+            "SELECT value FROM kpi_daily WHERE kpi = 'water.loss_rate_R_BL' AND scope = %s "
+            "AND value IS NOT NULL ORDER BY day DESC LIMIT 1",
+            (region,),
+        ).fetchone()
+        if region_value is not None:
+            assert bars[0][1] == region_value[0]
+
+
 VARIABLE_TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30
 )
@@ -297,7 +418,7 @@ def test_any_variable_value_is_quoted_and_only_narrows(reader, district, road, d
     """Whatever a user picks or types into a variable (quotes, backslashes, `$`, SQL), the
     panels run and select only what matches it: nothing, for values no device has."""
     conn, timescaledb = reader
-    assert len(SAMPLE_TARGETS) == 5
+    assert len(SAMPLE_TARGETS) == 7
     known = all_values(conn)["district"]
     values = {"district": district, "kind": list(KINDS), "dma": dma, "road": road, "target": "T1"}
     for board, panel, target in SAMPLE_TARGETS:
@@ -312,5 +433,14 @@ def test_any_variable_value_is_quoted_and_only_narrows(reader, district, road, d
 SAMPLE_TARGETS = [
     (b.values[0], b.values[1], b.values[2])
     for b in TARGETS
-    if b.id in ("uw-live/5", "uw-manhole/1", "uw-streetlight/1", "uw-water/1", "uw-waterlog/1")
+    if b.id
+    in (
+        "uw-live/5",
+        "uw-manhole/1",
+        "uw-streetlight/1",
+        "uw-water/1",
+        "uw-water/7",
+        "uw-water/9",
+        "uw-waterlog/1",
+    )
 ]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from urbanwatch import audit
 from urbanwatch.kpi import water
@@ -13,6 +15,7 @@ from urbanwatch.kpi import water_formulas as wf
 from urbanwatch.kpi.base import KpiValue, Scope, load_all
 from urbanwatch.ledgers import files, store
 from urbanwatch.ledgers.base import get_ledger
+from urbanwatch.queries import kpi as q
 
 ACTOR = audit.Actor("user:tester", "operator", "test")
 
@@ -204,3 +207,65 @@ def test_daily_snapshot_stores_the_water_kpis_for_every_scope(conn):
         "SELECT value FROM kpi_daily WHERE kpi = 'water.loss_rate_R_BL' AND scope = 'huaxian'"
     ).fetchone()
     assert empty == (None,)  # no DMA there: no data, not 0 %
+
+
+def test_daily_snapshot_stores_r_bl_per_dma_and_a_rerun_replaces_it(conn):
+    """kpi_daily_dma (migration 021): the city value's per-DMA items, as the API lists them;
+    recomputing the day rewrites them rather than adding rows."""
+    from urbanwatch.kpi import snapshot
+
+    for name, text in (("water_dmas", DMAS_CSV), ("water_volumes", VOLUMES_CSV),
+                       ("water_supply_years", YEARS_CSV)):  # fmt: skip
+        _import(conn, name, text)
+    day = date(2023, 12, 31)
+    bl = load_all()["water.loss_rate_R_BL"]
+    assert bl.items is not None
+    items = {i["dma_id"]: i for i in bl.items(conn, day, Scope("city", None), wf.DEFAULTS)}
+    for _ in range(2):
+        snapshot.snapshot_day(conn, day, kpis=["water.loss_rate_R_BL", "water.nrw_rate"])
+        rows = conn.execute(
+            "SELECT dma_id, district, value, supply_m3 FROM kpi_daily_dma "
+            "WHERE kpi = 'water.loss_rate_R_BL' AND day = %s ORDER BY dma_id",
+            (day,),
+        ).fetchall()
+        assert [r[0] for r in rows] == ["D1", "D2", "D3"]
+        for dma_id, district, value, supply in rows:
+            assert district == items[dma_id]["district"]
+            assert value == pytest.approx(items[dma_id]["R_BL"])
+            assert supply == pytest.approx(items[dma_id]["supply_m3"])
+    by_dma = {r[0]: r[2] for r in rows}
+    assert by_dma["D2"] == pytest.approx(6.0) and by_dma["D3"] == pytest.approx(11.0)
+    # only R_BL's list is stored
+    assert conn.execute("SELECT DISTINCT kpi FROM kpi_daily_dma").fetchall() == [
+        ("water.loss_rate_R_BL",)
+    ]
+
+
+DMA_ROW = st.tuples(
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1),
+    st.sampled_from(["wenfeng", "beiguan", "linzhou", None]),
+    st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    st.none() | st.floats(min_value=0, max_value=1e12),
+    st.none() | st.floats(min_value=0, max_value=1e12),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    writes=st.lists(st.lists(DMA_ROW, max_size=5, unique_by=lambda r: r[0]), min_size=1, max_size=3)
+)
+def test_per_dma_rows_of_a_day_are_what_the_last_run_wrote(conn, writes):
+    """Whatever ids, values and notes a run writes, the day holds exactly the last run's."""
+    day = date(2024, 3, 1)
+    for rows in writes:
+        with conn.transaction():
+            q.replace_dma_daily(conn, day, "water.loss_rate_R_BL", rows)
+    stored = conn.execute(
+        "SELECT dma_id, district, value, supply_m3, authorised_m3, note FROM kpi_daily_dma "
+        "WHERE kpi = 'water.loss_rate_R_BL' AND day = %s",
+        (day,),
+    ).fetchall()
+    assert sorted(stored) == sorted(writes[-1])

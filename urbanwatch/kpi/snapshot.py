@@ -15,6 +15,9 @@ from urbanwatch.queries import kpi as q
 
 # docs/domain.md §6: readings may arrive up to 72 h late, so a run also redoes the 3 days before.
 LATE_DAYS = 3
+# KPIs whose per-DMA list (the items of the city-wide value) is stored too (kpi_daily_dma):
+# the water board draws R_BL per DMA from it.
+DMA_KPIS = ("water.loss_rate_R_BL",)
 
 
 def scopes(conn: psycopg.Connection) -> list[Scope]:
@@ -64,9 +67,29 @@ def snapshot_day(
                 (day, spec.key, scope.name, v.value, v.numerator, v.denominator,
                  v.exclusions, defaults, v.note)
             )  # fmt: skip
+        dma_rows = {
+            spec.key: _dma_rows(conn, spec, day, (config or {}).get(spec.key))
+            for spec in wanted
+            if spec.key in DMA_KPIS and spec.items is not None
+        }
     with conn.transaction():
         q.upsert_daily(conn, rows)
+        for kpi, per_dma in dma_rows.items():
+            q.replace_dma_daily(conn, day, kpi, per_dma)
     return len(rows)
+
+
+def _dma_rows(
+    conn: psycopg.Connection, spec: KpiSpec, day: date, overrides: Mapping[str, Any] | None
+) -> list[tuple[Any, ...]]:
+    """The KPI's per-DMA items over the whole city as kpi_daily_dma rows."""
+    assert spec.items is not None
+    items = spec.items(conn, day, Scope("city", None), effective_config(spec, overrides))
+    return [
+        (i["dma_id"], i.get("district"), i.get("R_BL"), i.get("supply_m3"),
+         i.get("authorised_m3"), i.get("note", ""))
+        for i in items
+    ]  # fmt: skip
 
 
 def _plain(value: Any) -> Any:

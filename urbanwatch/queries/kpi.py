@@ -259,6 +259,25 @@ ON CONFLICT (kpi, scope, day) DO UPDATE SET
     defaults = EXCLUDED.defaults, note = EXCLUDED.note, computed_at = now()"""
 
 
+# --- kpi_daily_dma (migration 021): R_BL per DMA behind the city's daily value ------------
+
+REPLACE_DMA_DAY = "DELETE FROM kpi_daily_dma WHERE kpi = %s AND day = %s"
+INSERT_DMA_DAILY = """
+INSERT INTO kpi_daily_dma (day, kpi, dma_id, district, value, supply_m3, authorised_m3, note)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"""
+
+
+def replace_dma_daily(
+    conn: psycopg.Connection, day: date, kpi: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """A day's per-DMA rows of one KPI, replacing what an earlier run stored (a DMA gone
+    from the registry is gone from the day). Rows of (dma_id, district, value, supply_m3,
+    authorised_m3, note)."""
+    with conn.cursor() as cur:
+        cur.execute(REPLACE_DMA_DAY, (kpi, day))
+        cur.executemany(INSERT_DMA_DAILY, [(day, kpi, *r) for r in rows])
+
+
 class DailyValue(Row):
     day: date
     kpi: str
