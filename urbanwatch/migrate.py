@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
@@ -24,6 +25,7 @@ STORAGES: tuple[Storage, ...] = ("timescale", "plain")
 _FILE_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 # Any constant works; it only has to be the same for every migrator of this schema.
 _LOCK_KEY = 0x75726277  # "urbw"
+_LOCK_POLL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,26 @@ def _apply(conn: psycopg.Connection, migration: Migration, storage: str) -> None
                 raise
 
 
+def _take_lock(conn: psycopg.Connection) -> None:
+    """The migration lock, polled instead of waited for inside the server: while another
+    migrate runs, this one says so and sleeps, so a Ctrl-C stops a sleep at once rather than
+    a query psycopg would have to cancel over a second connection."""
+    said = False
+    while True:
+        taken = conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
+        if taken and taken[0]:
+            return
+        if not said:
+            logger.info("another migrate is running on this database; waiting for it to finish")
+            said = True
+        time.sleep(_LOCK_POLL_S)
+
+
 def migrate(conn: psycopg.Connection, wanted: Storage | Literal["auto"] = "auto") -> MigrateResult:
     """Apply every pending migration, each in its own transaction. Safe to re-run and to
     run from several processes at once (they queue on an advisory lock)."""
     conn.autocommit = True
-    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    _take_lock(conn)
     try:
         conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
