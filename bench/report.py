@@ -108,7 +108,41 @@ def render(results: dict) -> str:
     city = results.get("city")
     if city:
         lines += _city(city)
+    plan = results.get("plan")
+    if plan:
+        lines += _plan(plan)
     return "\n".join(lines) + "\n"
+
+
+def _plan(p: dict) -> list[str]:
+    """The plan's KPIs, targets and report (bench/plan.py), measured apart."""
+    meta, s, r = p["meta"], p["snapshot"], p["report"]
+    lines = [
+        f"## 6. Plan KPIs, targets and report: {p['days']} days at {p['scale']:g} × city scale",
+        "",
+        f"From `python -m bench.plan` (bench/results/plan.json): {meta['commit']}, "
+        f"plain storage. {p.get('note') or ''}",
+        "",
+        "| endpoint | URLs | requests | p50 ms | p99 ms | max ms | target p99 ≤ 200 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, e in p["endpoints"].items():
+        lines.append(
+            f"| {name} | {e.get('urls', '')} | {e['n']} | {e['p50_ms']} | {e['p99_ms']} | "
+            f"{e['max_ms']} | {_ok(e['p99_ms'] <= p['targets']['endpoint_p99_ms'])} |"
+        )
+    worst = max(r["text"]["max_s"], r["xlsx"]["max_s"])
+    lines += [
+        "",
+        f"`urbanwatch report` (the whole city, process start included): text median "
+        f"{r['text']['median_s']} s, xlsx median {r['xlsx']['median_s']} s, worst {worst} s "
+        f"(target ≤ {p['targets']['report_s']:g} s: {_ok(worst <= p['targets']['report_s'])}). "
+        f"KPI snapshot job: {s['period_days']} days in {s['period_total_s']} s (per day "
+        f"p50 {s['per_day_s']['p50']} s, max {s['per_day_s']['max']} s); the daily run "
+        f"({s['daily_job_days']} days: today and the late-data days) {s['daily_job_s']} s.",
+        "",
+    ]
+    return lines
 
 
 def _query_cells(r: dict) -> str:

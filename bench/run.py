@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     city = RESULTS / "queries-city.json"  # bench/city.py: too long for this run
     if city.exists() and not args.quick:
         results["city"] = json.loads(city.read_text())
+    plan = RESULTS / "plan.json"  # bench/plan.py: run apart too
+    if plan.exists() and not args.quick:
+        results["plan"] = json.loads(plan.read_text())
     markdown = report.render(results)
     (RESULTS / f"latest{suffix}.md").write_text(markdown)
     print(markdown)

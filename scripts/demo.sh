@@ -48,8 +48,7 @@ if ! "$BIN/python" -c "import socket; socket.create_server(('127.0.0.1', $RECEIV
     exit 1
 fi
 
-"$BIN/urbanwatch" migrate
-"$BIN/urbanwatch" targets load >/dev/null            # the plan's targets T1-T10 (kept if edited)
+"$BIN/urbanwatch" migrate                            # also seeds the plan's targets T1-T10 (kept if edited)
 "$BIN/urbanwatch" alerts routes load >"$LOGS/routes.log"  # the shipped routing
 
 # A read-only (viewer) API key for trying the API; only its hash is stored, so a new one is

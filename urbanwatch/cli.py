@@ -30,6 +30,7 @@ from urbanwatch.credentials import cli as credentials_cli
 from urbanwatch.errors import EXIT_INTERRUPTED, EXIT_USAGE, RuntimeProblem, UsageError, explain
 from urbanwatch.identity.bootstrap import ensure_admin
 from urbanwatch.migrate import migrate
+from urbanwatch.plan.targets import seed_targets
 from urbanwatch.queries import meta, rollups
 from urbanwatch.retry import Backoff, first_line
 from urbanwatch.settings import Settings, load_settings
@@ -72,6 +73,10 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         said = ensure_admin(conn, settings, Actor.cli())
     if said:
         print(said)
+    with db.connect(settings.database_url) as conn:  # the plan's targets (docs/kpis.md)
+        seeded, _ = seed_targets(conn, Actor.cli())
+    if seeded:
+        print(f"seeded {seeded} plan target(s) (T1-T10); edited targets are never overwritten")
     return 0
 
 
@@ -153,7 +158,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "migrate",
         help="create the database if needed and apply the schema",
         description="Create the database if it is missing and apply every pending "
-        "migration. Uses TimescaleDB when the server can load it.",
+        "migration. Uses TimescaleDB when the server can load it. Then creates the first "
+        "admin from URBANWATCH_ADMIN_PASSWORD (when none exists) and seeds the plan's "
+        "targets T1-T10 that are missing; a target edited with `targets set` or the API is "
+        "never overwritten (`targets load --replace` restores the shipped text).",
     )
     p.add_argument(
         "--storage",

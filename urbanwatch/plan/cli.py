@@ -22,7 +22,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     with db.connect(settings.database_url) as conn:
         found = queries.list_targets(conn)
     if not found:
-        print("no targets stored; `urbanwatch targets load` seeds the plan's")
+        print("no targets stored; `urbanwatch migrate` seeds the plan's")
     for t in found:
         print(describe_line(t))
     return 0
@@ -102,7 +102,8 @@ def register_targets(sub: Any) -> None:
         "load",
         help="seed the plan's targets shipped with urbanwatch",
         description="Insert the shipped targets (urbanwatch/plan/targets.yaml) that are "
-        "missing; edited targets are kept unless --replace.",
+        "missing; edited targets are kept unless --replace. `urbanwatch migrate` runs the "
+        "same seed (without --replace) on every run, so this is needed only for --replace.",
     )
     a.add_argument("--replace", action="store_true", help="overwrite edits with the shipped text")
     a.set_defaults(func=cmd_load)

@@ -35,7 +35,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         except KeyError:
             raise UsageError(f"--district: {args.district!r} is not a district code") from None
     if not report.rows:
-        raise UsageError("no targets stored; run `urbanwatch targets load` first")
+        raise UsageError("no targets stored; `urbanwatch migrate` seeds the plan's")
     data: bytes
     if args.format == "text":
         data = render.to_text(report, args.lang).encode()

@@ -52,6 +52,9 @@ class Target(BaseModel):
         return self
 
 
+_SEED_LOCK_KEY = 0x75777467  # "uwtg": only seeders of plan_targets take it
+
+
 def load_seed() -> list[Target]:
     """The targets shipped in urbanwatch/plan/targets.yaml."""
     text = (resources.files("urbanwatch.plan") / "targets.yaml").read_text("utf-8")
@@ -66,9 +69,13 @@ def seed_targets(
     conn: psycopg.Connection, actor: audit.Actor, *, replace: bool = False
 ) -> tuple[int, int]:
     """Insert the seeded targets that are missing (all of them with `replace`, overwriting
-    edits, each overwrite in the history). Returns (created, replaced)."""
+    edits, each overwrite in the history). Returns (created, replaced). A target that exists
+    is never touched without `replace`, so `urbanwatch migrate` runs this on every run.
+    Two seeders at once (two `migrate`s) queue on a transaction lock: the second finds
+    the targets the first created instead of failing on their ids."""
     created = replaced = 0
     with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SEED_LOCK_KEY,))
         for target in load_seed():
             current = queries.get_target(conn, target.id, lock=True)
             if current is None:
