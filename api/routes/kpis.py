@@ -120,7 +120,7 @@ def platform_feed(conn: Conn, principal: Viewer, as_of: date | None = None) -> d
     """The JSON feed for the city's comprehensive management platform (一网统管, T10):
     every target with value and status, and the open alerts. Documented in docs/kpis.md."""
     day = as_of or today_local()
-    report = build_report(conn, day)
+    report = build_report(conn, day, worst=False)
     alerts = conn.execute(
         "SELECT id, rule_id, subject, kind, district, unit, severity, status, opened_at, title "
         "FROM alerts WHERE status <> 'resolved' ORDER BY opened_at DESC LIMIT 500"

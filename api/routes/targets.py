@@ -11,11 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import Principal, require
 from api.deps import Conn, field_error
 from urbanwatch.identity.roles import Role
-from urbanwatch.kpi import snapshot
-from urbanwatch.kpi.base import load_all
 from urbanwatch.kpi.cli import today_local
 from urbanwatch.plan import targets as plan_targets
-from urbanwatch.plan.report import assess_target, build_report
+from urbanwatch.plan.report import build_report
 from urbanwatch.queries import kpi as kpi_queries
 from urbanwatch.queries import targets as queries
 
@@ -79,21 +77,16 @@ class TargetUpdate(BaseModel):
     note: str | None = None
 
 
-def _assessed(conn: Conn, target: plan_targets.Target, as_of: date) -> TargetPublic:
-    scopes = {s.name: s for s in snapshot.scopes(conn)}
-    scope = scopes[
-        target.district if target.scope == "district" and target.district else target.scope
-    ]
-    spec = load_all().get(target.kpi) if target.kpi else None
-    result, _ = assess_target(conn, target, spec, scope, as_of, None)
-    return TargetPublic(**target.model_dump(), as_of=as_of, assessment=Assessment(**vars(result)))
-
-
 @router.get("", response_model=list[TargetPublic])
 def list_targets(conn: Conn, principal: Viewer, as_of: date | None = None) -> list[TargetPublic]:
     """Every target with its value and status on `as_of` (default today, local)."""
     day = as_of or today_local()
-    return [_assessed(conn, t, day) for t in queries.list_targets(conn)]
+    return [
+        TargetPublic(
+            **r.target.model_dump(), as_of=day, assessment=Assessment(**vars(r.assessment))
+        )
+        for r in build_report(conn, day, worst=False).rows
+    ]
 
 
 @router.get("/{target_id}", response_model=TargetDetail)
@@ -110,7 +103,7 @@ def get_target(
     target = queries.get_target(conn, target_id)
     if target is None:
         raise HTTPException(404, detail=f"target {target_id!r} not found")
-    row = next(r for r in build_report(conn, day).rows if r.target.id == target_id)
+    (row,) = build_report(conn, day, target_ids={target_id}).rows
     monthly: list[MonthValue] = []
     if target.kpi:
         since = date(day.year - (months // 12) - 1, 1, 1)

@@ -8,7 +8,7 @@ snapshots exist yet the trend is drawn from values recomputed at monthly steps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -132,7 +132,12 @@ def build_report(
     *,
     district: str | None = None,
     config: Mapping[str, Mapping[str, Any]] | None = None,
+    target_ids: Collection[str] | None = None,
+    worst: bool = True,
 ) -> Report:
+    """The plan's progress on `as_of`: every target (or those of `target_ids`) assessed, with
+    its worst districts unless `worst` is False (the API's list and feed do not show them;
+    each costs the KPI once per district)."""
     registry = load_all()
     scopes = {s.name: s for s in snapshot.scopes(conn)}
     if district is not None and district not in scopes:
@@ -142,8 +147,9 @@ def build_report(
         for code, zh, en in conn.execute("SELECT code, name_zh, name_en FROM districts")
     }
     with kpi_queries.facts_cache(conn):
-        rows = [_row(conn, t, registry, scopes, district, config, names, as_of)
-                for t in target_queries.list_targets(conn)]  # fmt: skip
+        rows = [_row(conn, t, registry, scopes, district, config, names, as_of, worst)
+                for t in target_queries.list_targets(conn)
+                if target_ids is None or t.id in target_ids]  # fmt: skip
     return Report(as_of, district, rows)
 
 
@@ -156,13 +162,14 @@ def _row(
     config: Mapping[str, Mapping[str, Any]] | None,
     names: Mapping[str, tuple[str, str]],
     as_of: date,
+    with_worst: bool = True,
 ) -> ReportRow:
     spec = registry.get(target.kpi) if target.kpi else None
     scope = _scope_for(target, scopes, district)
     overrides = (config or {}).get(target.kpi or "")
     assessment, value = assess_target(conn, target, spec, scope, as_of, overrides)
     worst: tuple[DistrictValue, ...] = ()
-    if spec is not None and value is not None and district is None:
+    if with_worst and spec is not None and value is not None and district is None:
         worst = _worst(conn, spec, target, scope, as_of, effective_config(spec, overrides), names)
     return ReportRow(
         target, spec, scope.name, assessment,
