@@ -97,3 +97,14 @@ RETURNS text[] LANGUAGE sql STABLE AS $$
     CROSS JOIN LATERAL (VALUES (u.id), (u.name), (nullif(u.name_en, ''))) v (name)
     WHERE u.id = p_unit OR u.id = (SELECT c.unit FROM notify_crews c WHERE c.name = p_crew)
 $$;
+
+-- The inverse, for filtering many alerts at once: the units that go by `p_unit` (a crew's
+-- unit as its key or account names it) and `p_unit` itself. An alert is in the crew's scope
+-- when its effective unit, or its assigned crew's unit, is one of them — exactly when
+-- `p_unit` is one of alert_unit_aliases(unit, crew) (tests/test_api_alerts_scope.py checks
+-- the list against each alert by id).
+CREATE OR REPLACE FUNCTION crew_scope_units(p_unit text)
+RETURNS text[] LANGUAGE sql STABLE AS $$
+    SELECT array_append(coalesce(array_agg(u.id), '{}'), p_unit) FROM notify_units u
+    WHERE p_unit IN (u.id, u.name, nullif(u.name_en, ''))
+$$;
