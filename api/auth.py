@@ -10,7 +10,7 @@ none, so tests/test_api_roles.py can check every route against every role.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -47,12 +47,20 @@ class Principal:
     def audit_actor(self) -> audit.Actor:
         return audit.Actor(self.actor, self.role.value, self.client)
 
-    def works_for(self, unit: str | None) -> bool:
-        """May work (acknowledge, resolve) what is routed to `unit`: an operator or admin
-        anything, a crew only its own unit's, a viewer nothing."""
+    def works_for(self, unit_aliases: Collection[str]) -> bool:
+        """May work (acknowledge, resolve) an alert whose units go by `unit_aliases` (the
+        ids and names of the units it is routed or assigned to: queries.alert_work
+        .unit_aliases): an operator or admin anything, a crew only its own unit's (its
+        `unit` one of the aliases), a viewer nothing."""
         if self.role.allows(Role.operator):
             return True
-        return self.role is Role.crew and unit is not None and self.unit == unit
+        return self.role is Role.crew and self.unit is not None and self.unit in unit_aliases
+
+    @property
+    def reads_own_unit_only(self) -> bool:
+        """A crew reads only the alerts it works (docs/api-alerts.md); viewers, operators and
+        admins read every alert."""
+        return self.role is Role.crew
 
 
 def client_address(request: Request) -> str:

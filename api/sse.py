@@ -6,6 +6,8 @@ browsers send by themselves, or `?last_event_id=`) and gets every event after it
 client starts at the newest event. The stream polls alert_events by id every POLL_S. An id
 can commit after a higher one (two writers): a gap in the ids is held back up to GAP_WAIT_S
 for the missing ids to commit, then skipped (a rolled-back insert leaves a gap for good).
+A crew's stream reads every id too (so the other units' events are not gaps) and sends only
+the events of alerts in its scope (queries.alert_work.Scope), judged when they are read.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +28,7 @@ GAP_WAIT_S = 2.0  # longer than the engine's and API's transactions take to comm
 KEEPALIVE_S = 15.0  # a comment line so proxies keep the connection open
 STREAM_MAX_S = 3600.0  # then the server ends the stream; the client resumes by its last id
 RETRY_MS = 2000  # the reconnect delay EventSource clients use
+Row = TypeVar("Row", bound=q.EventRow)
 
 
 def format_event(row: q.EventRow) -> str:
@@ -39,10 +43,10 @@ class Cursor:
         self.last_id = last_id
         self.gap_since: float | None = None
 
-    def take(self, rows: list[q.EventRow], now: float) -> list[q.EventRow]:
+    def take(self, rows: list[Row], now: float) -> list[Row]:
         """The rows that may go out now, in id order: up to the first gap, or past it once
         it has lasted GAP_WAIT_S."""
-        out: list[q.EventRow] = []
+        out: list[Row] = []
         for row in rows:
             if row.id != self.last_id + 1:
                 if self.gap_since is None:
@@ -55,27 +59,29 @@ class Cursor:
         return out
 
 
-def _fetch(pool: ConnectionPool, after: int) -> list[q.EventRow]:
+def _fetch(pool: ConnectionPool, after: int, scope: q.Scope | None) -> list[q.StreamEvent]:
     with pool.connection() as conn:
-        return q.events_after(conn, after)
+        return q.events_after(conn, after, visible_to=scope)
 
 
 async def alert_events(
     pool: ConnectionPool,
     last_id: int,
     disconnected: Callable[[], object],
+    scope: q.Scope | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[str]:
-    """The stream's text: events after `last_id`, until the client leaves or STREAM_MAX_S
-    passes."""
+    """The stream's text: events after `last_id` (those in `scope`; all without one), until
+    the client leaves or STREAM_MAX_S passes."""
     cursor = Cursor(last_id)
     started = quiet_since = clock()
     yield f"retry: {RETRY_MS}\n\n"
     while clock() - started < STREAM_MAX_S:
         if await disconnected():  # type: ignore[misc]
             return
-        rows = await run_in_threadpool(_fetch, pool, cursor.last_id)
-        ready = cursor.take(rows, clock())
+        rows = await run_in_threadpool(_fetch, pool, cursor.last_id, scope)
+        taken = cursor.take(rows, clock())
+        ready = [r for r in taken if r.visible]
         for row in ready:
             yield format_event(row)
         now = clock()
@@ -84,5 +90,5 @@ async def alert_events(
         elif now - quiet_since >= KEEPALIVE_S:
             quiet_since = now
             yield ": keepalive\n\n"
-        if len(rows) < q.STREAM_BATCH or len(ready) < len(rows):  # else more are waiting
+        if len(rows) < q.STREAM_BATCH or len(taken) < len(rows):  # else more are waiting
             await asyncio.sleep(POLL_S)

@@ -184,12 +184,14 @@ def test_compose_requires_the_api_secret_and_defaults_no_password():
 @pytest.mark.parametrize(
     ("role", "own_unit", "alert_unit", "works"),
     [
-        ("crew", "水务局", "水务局", True),
-        ("crew", "水务局", "城管局", False),
-        ("crew", "水务局", None, False),
-        ("viewer", None, "水务局", False),
-        ("operator", None, "城管局", True),
-        ("admin", None, None, True),
+        ("crew", "水务局", {"shuiwu", "水务局"}, True),
+        ("crew", "shuiwu", {"shuiwu", "水务局"}, True),
+        ("crew", "水务局", {"cgj", "城管局"}, False),
+        ("crew", "水务局", set(), False),
+        ("crew", None, {"shuiwu"}, False),
+        ("viewer", None, {"水务局"}, False),
+        ("operator", None, {"城管局"}, True),
+        ("admin", None, set(), True),
     ],
 )
 def test_who_works_a_units_alerts(role, own_unit, alert_unit, works):
@@ -197,3 +199,4 @@ def test_who_works_a_units_alerts(role, own_unit, alert_unit, works):
 
     principal = Principal("user:x", Role(role), own_unit, "127.0.0.1")
     assert principal.works_for(alert_unit) is works
+    assert principal.reads_own_unit_only is (role == "crew")

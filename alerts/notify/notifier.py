@@ -26,6 +26,7 @@ from urbanwatch import db
 from urbanwatch.errors import RuntimeProblem
 from urbanwatch.queries import notify as q
 from urbanwatch.queries import sla as q_sla
+from urbanwatch.queries.windows import unmute_ended
 from urbanwatch.retry import Backoff, first_line
 from urbanwatch.routing.model import Channel, RouteFile
 from urbanwatch.settings import Settings
@@ -84,7 +85,7 @@ class Notifier:
                     pruned,
                     self.settings.notify_keep_days,
                 )
-        done = self.route_inbox(conn) + self.escalate(conn)
+        done = self.unmute(conn) + self.route_inbox(conn) + self.escalate(conn)
         for channel in q.channels_due(conn):
             conn.commit()
             done += self.deliver(conn, channel)
@@ -103,6 +104,15 @@ class Notifier:
             q.delete_inbox(conn, [e.event_id for e in events])
         conn.commit()
         return len(events)
+
+    def unmute(self, conn: psycopg.Connection) -> int:
+        """Alerts whose maintenance mute ended: un-suppressed, their 'unsuppressed' events
+        routed in this same round (migration 022)."""
+        n = unmute_ended(conn, self.actor)
+        conn.commit()
+        if n:
+            logger.info("un-suppressed %d alert(s) whose mute ended", n)
+        return n
 
     def escalate(self, conn: psycopg.Connection) -> int:
         n = q.escalate_overdue(conn, self.actor)

@@ -1,7 +1,9 @@
 """/alerts: list and read alerts, and work them (issue #10 "Lifecycle and work",
-docs/api-alerts.md). Viewers read; a crew acknowledges, assigns, notes, resolves and reopens
-alerts routed to its own unit (403 otherwise); operators and admins any alert. Every
-transition writes an alert_events row with the caller as actor, and an audit entry."""
+docs/api-alerts.md). Viewers, operators and admins read every alert; a crew reads, and
+acknowledges, assigns, notes, resolves and reopens, only the alerts routed or assigned to its
+own unit (`Principal.works_for`; another unit's alert is a 404, as if it did not exist);
+operators and admins work any alert. Every transition writes an alert_events row with the
+caller as actor, and an audit entry."""
 
 from __future__ import annotations
 
@@ -16,16 +18,16 @@ from api.deps import Conn, field_error
 from urbanwatch import audit
 from urbanwatch.identity.roles import Role
 from urbanwatch.queries import alert_work as q
+from urbanwatch.storable import NO_NUL, NO_NUL_NOT_BLANK
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 Viewer = Annotated[Principal, require(Role.viewer)]
 Crew = Annotated[Principal, require(Role.crew)]
 MAX_PAGE = 500
-NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 Status = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["info", "warning", "alarm", "critical"]
 Kind = Literal["manhole", "waterlog", "streetlight", "watermeter"]
-Text = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")]
+Text = Annotated[str, Field(min_length=1, max_length=2000, pattern=NO_NUL_NOT_BLANK)]
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
 
 
@@ -90,7 +92,7 @@ class Transition(BaseModel):
 @router.get("", response_model=AlertPage)
 def list_alerts(
     conn: Conn,
-    _: Viewer,
+    principal: Viewer,
     status: Status | None = None,
     active: bool | None = None,
     kind: Kind | None = None,
@@ -107,7 +109,7 @@ def list_alerts(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> AlertPage:
     """Alerts newest first, filtered; `unit` is the alert's routed unit, `crew` its assigned
-    crew."""
+    crew. A crew sees only its own unit's."""
     f = q.AlertFilter(
         status=status,
         active=active,
@@ -121,6 +123,7 @@ def list_alerts(
         parent_id=parent_id,
         since=since,
         until=until,
+        visible_to=read_scope(principal),
     )
     total, items = q.list_alerts(conn, f, limit, offset)
     return AlertPage(total=total, limit=limit, offset=offset, items=items)
@@ -129,37 +132,37 @@ def list_alerts(
 AlertId = Annotated[int, Path(ge=1, le=2**62)]
 
 
-def _found(conn: Conn, alert_id: int, lock: bool = False) -> q.AlertRow:
+def read_scope(principal: Principal) -> q.Scope | None:
+    """The alerts the caller reads: a crew its own unit's, everyone else every alert."""
+    return q.Scope(principal.unit) if principal.reads_own_unit_only else None
+
+
+def _found(
+    conn: Conn, principal: Principal, alert_id: int, lock: bool = False, work: bool = False
+) -> q.AlertRow:
+    """The alert, if the caller may read it (and work it, with `work`). A crew asking for
+    another unit's alert gets the 404 of a missing one: its existence is not told."""
     alert = q.get_alert(conn, alert_id, lock=lock)
-    if alert is None:
+    works = alert is not None and principal.works_for(q.unit_aliases(conn, alert))
+    if alert is None or (principal.reads_own_unit_only and not works):
         raise HTTPException(404, detail=f"alert_id: no alert {alert_id}")
+    if work and not works:  # a role that reads every alert but works none
+        raise HTTPException(403, detail=f"your role {principal.role.value} cannot work alerts")
     return alert
 
 
 @router.get("/{alert_id}", response_model=AlertDetail)
-def get_alert(conn: Conn, _: Viewer, alert_id: AlertId) -> AlertDetail:
-    """One alert with its history (alert_events), the readings around it and its children."""
-    alert = _found(conn, alert_id)
-    children = q.list_alerts(conn, q.AlertFilter(parent_id=alert.id), MAX_PAGE, 0)[1]
+def get_alert(conn: Conn, principal: Viewer, alert_id: AlertId) -> AlertDetail:
+    """One alert with its history (alert_events), the readings around it and its children
+    (those the caller may read)."""
+    alert = _found(conn, principal, alert_id)
+    children_of = q.AlertFilter(parent_id=alert.id, visible_to=read_scope(principal))
+    children = q.list_alerts(conn, children_of, MAX_PAGE, 0)[1]
     return AlertDetail(
         alert=alert,
         events=q.alert_events(conn, alert.id),
         readings=q.readings_around(conn, alert),
         children=children,
-    )
-
-
-def _may_work(conn: Conn, principal: Principal, alert: q.AlertRow) -> None:
-    """Operators and admins any alert; a crew only its own unit's (by id or name)."""
-    if principal.role.allows(Role.operator):
-        return
-    names = q.unit_names(conn, alert.unit)
-    if principal.role is Role.crew and principal.unit is not None and principal.unit in names:
-        return
-    raise HTTPException(
-        403,
-        detail=f"alert {alert.id} is routed to unit {alert.unit or '(none)'}; "
-        f"your unit is {principal.unit or '(none)'}",
     )
 
 
@@ -192,8 +195,7 @@ def _conflict(alert: q.AlertRow, action: str) -> HTTPException:
 
 @router.post("/{alert_id}/acknowledge", response_model=Transition)
 def acknowledge(conn: Conn, principal: Crew, alert_id: AlertId, body: AckBody) -> Transition:
-    alert = _found(conn, alert_id, lock=True)
-    _may_work(conn, principal, alert)
+    alert = _found(conn, principal, alert_id, lock=True, work=True)
     if alert.status != "open":
         raise _conflict(alert, "acknowledge")
     q.acknowledge(conn, alert.id, principal.actor)
@@ -203,8 +205,7 @@ def acknowledge(conn: Conn, principal: Crew, alert_id: AlertId, body: AckBody) -
 
 @router.post("/{alert_id}/assign", response_model=Transition)
 def assign(conn: Conn, principal: Crew, alert_id: AlertId, body: AssignBody) -> Transition:
-    alert = _found(conn, alert_id, lock=True)
-    _may_work(conn, principal, alert)
+    alert = _found(conn, principal, alert_id, lock=True, work=True)
     if alert.status == "resolved":
         raise _conflict(alert, "assign")
     if body.crew is not None and not q.crew_exists(conn, body.crew):
@@ -218,15 +219,13 @@ def assign(conn: Conn, principal: Crew, alert_id: AlertId, body: AssignBody) -> 
 
 @router.post("/{alert_id}/note", response_model=Transition)
 def note(conn: Conn, principal: Crew, alert_id: AlertId, body: Note) -> Transition:
-    alert = _found(conn, alert_id, lock=True)
-    _may_work(conn, principal, alert)
+    alert = _found(conn, principal, alert_id, lock=True, work=True)
     return _transition(conn, principal, alert, "commented", {"note": body.note})
 
 
 @router.post("/{alert_id}/resolve", response_model=Transition)
 def resolve(conn: Conn, principal: Crew, alert_id: AlertId, body: ResolveBody) -> Transition:
-    alert = _found(conn, alert_id, lock=True)
-    _may_work(conn, principal, alert)
+    alert = _found(conn, principal, alert_id, lock=True, work=True)
     if alert.status == "resolved":
         raise _conflict(alert, "resolve")
     q.resolve(conn, alert.id, principal.actor)
@@ -237,8 +236,7 @@ def resolve(conn: Conn, principal: Crew, alert_id: AlertId, body: ResolveBody) -
 def reopen(conn: Conn, principal: Crew, alert_id: AlertId, body: ReopenBody) -> Transition:
     """A resolved alert back to open (its flap count goes up); refused while another
     unresolved alert holds the same rule and subject."""
-    alert = _found(conn, alert_id, lock=True)
-    _may_work(conn, principal, alert)
+    alert = _found(conn, principal, alert_id, lock=True, work=True)
     if alert.status != "resolved":
         raise _conflict(alert, "reopen")
     twin = q.unresolved_twin(conn, alert)
@@ -256,11 +254,11 @@ incidents = APIRouter(prefix="/incidents", tags=["alerts"])
 @incidents.get("", response_model=list[q.Incident])
 def list_incidents(
     conn: Conn,
-    _: Viewer,
+    principal: Viewer,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> list[q.Incident]:
     """Alerts that group others (storm incidents, circuit alerts, suspected bursts) with the
-    count of their children and of those still unresolved."""
-    return q.list_incidents(conn, status, limit, offset)
+    count of their children and of those still unresolved; a crew sees its own unit's."""
+    return q.list_incidents(conn, status, limit, offset, read_scope(principal))

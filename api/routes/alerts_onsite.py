@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.auth import Principal, require
 from api.deps import Conn
-from api.routes.alerts import AlertId, Text, _conflict, _found, _may_work, _transition
+from api.routes.alerts import AlertId, Text, _conflict, _found, _transition
 from urbanwatch.identity.roles import Role
 from urbanwatch.queries import alert_work as q
 from urbanwatch.queries import sla
@@ -42,8 +42,7 @@ class OnSite(BaseModel):
 def on_site(conn: Conn, principal: Crew, alert_id: AlertId, body: OnSiteBody) -> OnSite:
     """Record that the caller is on site (到场). 409 when the alert is resolved or someone
     is already recorded on site (nothing is written twice)."""
-    alert = _found(conn, alert_id, lock=True)
-    _may_work(conn, principal, alert)
+    alert = _found(conn, principal, alert_id, lock=True, work=True)
     if alert.status == "resolved":
         raise _conflict(alert, "be marked on site")
     at, by = sla.on_site(conn, alert.id)

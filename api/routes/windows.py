@@ -2,9 +2,11 @@
 
 A mute (device, road segment, circuit, DMA or district, for a period) keeps alerts about what
 it covers quiet: they are recorded, opened suppressed, and the notifier sends nothing
-(trigger of migration 018). A work window on a manhole cover makes its MH_OPEN an expected
-event (the rule's severity_in_work_window; the engine reads work_windows). Viewers read;
-operators create and end them, audited."""
+(trigger of migrations 018/022). When it ends (deleted here, or its ends_at passes: the
+notifier's loop) the unresolved alerts it quieted are un-suppressed, each with one
+`unsuppressed` event the notifier delivers (022, `alert_unmute_ended`). A work window on a
+manhole cover makes its MH_OPEN an expected event (the rule's severity_in_work_window; the
+engine reads work_windows). Viewers read; operators create and end them, audited."""
 
 from __future__ import annotations
 
@@ -85,12 +87,14 @@ def create_mute(conn: Conn, principal: Operator, body: MuteCreate) -> q.MuteRow:
 
 @router.delete("/mutes/{mute_id}", response_model=q.MuteRow)
 def delete_mute(conn: Conn, principal: Operator, mute_id: WindowId) -> q.MuteRow:
+    """End a mute now: the alerts it quieted that no other mute covers are un-suppressed."""
     row = q.delete_mute(conn, mute_id)
     if row is None:
         raise HTTPException(404, detail=f"mute_id: no mute {mute_id}")
+    unsuppressed = q.unmute_ended(conn, principal.actor)
     audit.record(
         conn, principal.audit_actor(), "delete", "alert_mute", str(row.id),
-        before=row.model_dump(mode="json"),
+        before=row.model_dump(mode="json"), detail={"unsuppressed": unsuppressed},
     )  # fmt: skip
     return row
 

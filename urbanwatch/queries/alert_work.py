@@ -4,6 +4,7 @@ alert_events row in the caller's transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,21 +12,49 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from urbanwatch.kinds import KINDS
 
 READINGS_AROUND = timedelta(hours=1)  # readings shown before the alert opened and after it ended
 MAX_READINGS = 500
 STREAM_BATCH = 500  # events a live-stream poll reads at most
+EFFECTIVE_UNIT = "coalesce(a.unit, alert_route_unit(a.kind, a.district, a.severity))"
+# An alert a scoped reader may see: routed or assigned to a unit that goes by the reader's
+# unit (022: crew_scope_units, the inverse of alert_unit_aliases). Both subqueries are
+# uncorrelated: run once per query, not per alert. Takes the reader's unit twice; never NULL.
+IN_SCOPE = """coalesce({unit} IN (SELECT unnest(crew_scope_units(%s)))
+    OR a.assigned_crew IN (SELECT c.name FROM notify_crews c
+                           WHERE c.unit = ANY(crew_scope_units(%s))), false)"""
 
-COLUMNS = """a.id, a.rule_id, a.subject, a.device_id, a.kind, a.district,
-    coalesce(a.unit, alert_route_unit(a.kind, a.district, a.severity)) AS unit,
+
+@dataclass(frozen=True)
+class Scope:
+    """What a crew reads: the alerts routed or assigned to `unit` (an id or a name of the
+    unit; None: nothing). Readers with no Scope see every alert."""
+
+    unit: str | None
+
+
+COLUMNS = f"""a.id, a.rule_id, a.subject, a.device_id, a.kind, a.district,
+    {EFFECTIVE_UNIT} AS unit,
     a.severity, a.status, a.active, a.opened_at, a.updated_at, a.cleared_at,
     a.acknowledged_at, a.acknowledged_by, a.resolved_at, a.resolved_by, a.parent_id,
     a.suppressed, a.title, a.detail, a.flap_count, a.last_fired_at, a.ack_due_at,
     a.escalation_level, a.site_due_at, a.resolve_due_at, a.assigned_crew, a.assignee,
     a.assigned_at"""
+
+
+# The list filtered by unit: the route of each distinct (kind, district, severity) once, not
+# alert_route_unit() per alert (a crew's first page of 50,000 alerts: 1.2 s -> 0.18 s here).
+ROUTED_BASE = f"""WITH routed AS (
+        SELECT k.kind, k.district, k.severity,
+               alert_route_unit(k.kind, nullif(k.district, ''), k.severity) AS unit
+        FROM (SELECT DISTINCT kind, coalesce(district, '') AS district, severity
+              FROM alerts) k)
+    SELECT {COLUMNS.replace(EFFECTIVE_UNIT, "coalesce(a.unit, r.unit)")}
+    FROM alerts a LEFT JOIN routed r ON r.kind = a.kind
+        AND r.district = coalesce(a.district, '') AND r.severity = a.severity"""
 
 
 class AlertRow(BaseModel):
@@ -71,6 +100,12 @@ class EventRow(BaseModel):
     detail: dict[str, Any]
 
 
+class StreamEvent(EventRow):
+    """An event as the live stream reads it: `visible` to the stream's reader (not sent)."""
+
+    visible: bool = Field(True, exclude=True)
+
+
 class AlertFilter(BaseModel):
     status: str | None = None
     active: bool | None = None
@@ -84,6 +119,7 @@ class AlertFilter(BaseModel):
     parent_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    visible_to: Scope | None = None
 
 
 def list_alerts(
@@ -92,6 +128,8 @@ def list_alerts(
     """(total matching, one page newest first)."""
     where, params = _where(f)
     base = f"SELECT {COLUMNS} FROM alerts a"
+    if f.unit is not None or f.visible_to is not None:  # filtered on the effective unit
+        base = ROUTED_BASE
     inner = f"SELECT * FROM ({base}) a WHERE {where}"
     total_row = conn.execute(f"SELECT count(*) FROM ({inner}) t", params).fetchone()  # type: ignore[arg-type]
     with conn.cursor(row_factory=class_row(AlertRow)) as cur:
@@ -129,6 +167,9 @@ def _where(f: AlertFilter) -> tuple[str, list[Any]]:
     if f.until is not None:
         clauses.append("a.opened_at < %s")
         params.append(f.until)
+    if f.visible_to is not None:  # a.unit is the effective unit here (list_alerts' inner query)
+        clauses.append(IN_SCOPE.format(unit="a.unit"))
+        params += [f.visible_to.unit, f.visible_to.unit]
     return " AND ".join(clauses), params
 
 
@@ -148,14 +189,22 @@ def alert_events(conn: psycopg.Connection, alert_id: int) -> list[EventRow]:
 
 
 def events_after(
-    conn: psycopg.Connection, after_id: int, limit: int = STREAM_BATCH
-) -> list[EventRow]:
-    """Events with an id above `after_id`, oldest first (the live stream's poll)."""
-    with conn.cursor(row_factory=class_row(EventRow)) as cur:
+    conn: psycopg.Connection,
+    after_id: int,
+    limit: int = STREAM_BATCH,
+    visible_to: Scope | None = None,
+) -> list[StreamEvent]:
+    """Events with an id above `after_id`, oldest first (the live stream's poll), each marked
+    `visible` when its alert is in `visible_to` now (every one without a scope). All are
+    returned, so the stream's cursor sees consecutive ids and holds back only real gaps."""
+    visible = "true" if visible_to is None else IN_SCOPE.format(unit=EFFECTIVE_UNIT)
+    params: list[Any] = [] if visible_to is None else [visible_to.unit] * 2
+    with conn.cursor(row_factory=class_row(StreamEvent)) as cur:
         return cur.execute(
-            "SELECT id, alert_id, at, event, actor, severity, detail FROM alert_events "
-            "WHERE id > %s ORDER BY id LIMIT %s",
-            (after_id, limit),
+            "SELECT e.id, e.alert_id, e.at, e.event, e.actor, e.severity, e.detail, "  # type: ignore[arg-type]
+            f"{visible} AS visible FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+            "WHERE e.id > %s ORDER BY e.id LIMIT %s",
+            [*params, after_id, limit],
         ).fetchall()
 
 
@@ -239,14 +288,13 @@ def crew_exists(conn: psycopg.Connection, crew: str) -> bool:
     return bool(found and found[0])
 
 
-def unit_names(conn: psycopg.Connection, unit: str | None) -> set[str]:
-    """A unit's id and its names (a crew key's unit may be either)."""
-    if unit is None:
-        return set()
+def unit_aliases(conn: psycopg.Connection, alert: AlertRow) -> set[str]:
+    """The ids and names of the units an alert is routed (`unit`) or assigned (its crew's
+    unit) to: a crew whose unit is one of them reads and works it (migration 022)."""
     row = conn.execute(
-        "SELECT id, name, name_en FROM notify_units WHERE id = %s", (unit,)
+        "SELECT alert_unit_aliases(%s, %s)", (alert.unit, alert.assigned_crew)
     ).fetchone()
-    return {unit} if row is None else {str(v) for v in row if v}
+    return set(row[0]) if row and row[0] else set()
 
 
 class Incident(BaseModel):
@@ -266,18 +314,25 @@ class Incident(BaseModel):
 
 
 def list_incidents(
-    conn: psycopg.Connection, status: str | None, limit: int, offset: int
+    conn: psycopg.Connection,
+    status: str | None,
+    limit: int,
+    offset: int,
+    visible_to: Scope | None = None,
 ) -> list[Incident]:
-    """Alerts that group others (a storm, a circuit, a suspected burst), with live counts."""
+    """Alerts that group others (a storm, a circuit, a suspected burst), with live counts;
+    with a scope, only the groups in it."""
+    scope = "true" if visible_to is None else IN_SCOPE.format(unit=EFFECTIVE_UNIT)
+    params: list[Any] = [] if visible_to is None else [visible_to.unit] * 2
     with conn.cursor(row_factory=class_row(Incident)) as cur:
         return cur.execute(
-            """SELECT a.id, a.rule_id, a.subject, a.kind, a.district, a.severity, a.status,
+            f"""SELECT a.id, a.rule_id, a.subject, a.kind, a.district, a.severity, a.status,
                       a.title, a.opened_at, a.resolved_at, a.detail,
                       count(c.id) AS children,
                       count(c.id) FILTER (WHERE c.status <> 'resolved') AS children_open
                FROM alerts a LEFT JOIN alerts c ON c.parent_id = a.id
-               WHERE (%s::text IS NULL OR a.status = %s)
+               WHERE (%s::text IS NULL OR a.status = %s) AND {scope}
                GROUP BY a.id HAVING count(c.id) > 0 OR a.rule_id = 'STORM_INCIDENT'
-               ORDER BY a.opened_at DESC, a.id DESC LIMIT %s OFFSET %s""",
-            (status, status, limit, offset),
+               ORDER BY a.opened_at DESC, a.id DESC LIMIT %s OFFSET %s""",  # type: ignore[arg-type]
+            [status, status, *params, limit, offset],
         ).fetchall()

@@ -1,6 +1,6 @@
-"""Maintenance mutes (migration 018) and authorised work windows (008): what the API lists,
-creates and ends. The engine reads work windows (queries/alerts.py); mutes act through the
-trigger of 018 when an alert is written."""
+"""Maintenance mutes (migrations 018, 022) and authorised work windows (008): what the API
+lists, creates and ends. The engine reads work windows (queries/alerts.py); mutes act through
+the trigger of 018/022 when an alert is written, and `unmute_ended` lifts them when they end."""
 
 from __future__ import annotations
 
@@ -83,6 +83,14 @@ def delete_mute(conn: psycopg.Connection, mute_id: int) -> MuteRow | None:
             f"DELETE FROM alert_mutes WHERE id = %s RETURNING {MUTE_COLUMNS}",  # type: ignore[arg-type]
             (mute_id,),
         ).fetchone()
+
+
+def unmute_ended(conn: psycopg.Connection, actor: str) -> int:
+    """Un-suppress the unresolved alerts whose mute ended (or was deleted) and that no other
+    mute covers now, each with one 'unsuppressed' event by `actor` (migration 022,
+    `alert_unmute_ended`); in the caller's transaction. Returns how many."""
+    row = conn.execute("SELECT alert_unmute_ended(%s)", (actor,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def list_work_windows(
