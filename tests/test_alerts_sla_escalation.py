@@ -282,7 +282,7 @@ def test_on_site_endpoint(world: World):
 
     assert c.post(f"/alerts/{alert}/on-site", json={}).status_code == 401
     assert post("viewer", {}).status_code == 403
-    assert post("water_crew", {}).status_code == 403  # another unit's alert
+    assert post("water_crew", {}).status_code == 404  # another unit's alert: not told it exists
     assert post("crew", {}, alert_id=999999).status_code == 404
     bad = post("crew", {"note": ""})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "note"]
