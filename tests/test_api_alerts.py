@@ -146,12 +146,19 @@ def test_reopen_refused_while_the_fault_has_a_newer_alert(world: World):
 
 
 def test_sla_deadlines_on_the_alert(world: World):
-    t0 = datetime(2026, 11, 30, 8, tzinfo=UTC)
-    critical = open_alert(world.url, "MH_FLIP", at=t0, severity="critical")
-    info = open_alert(world.url, "MH_WEAK_SIGNAL", at=t0, severity="info")
+    soon = datetime.now(UTC) + timedelta(hours=1)  # opened_at ahead of the clock: counted from it
+    critical = open_alert(world.url, "MH_FLIP", at=soon, severity="critical")
+    info = open_alert(world.url, "MH_WEAK_SIGNAL", at=soon, severity="info")
     got = world.client.get(f"/alerts/{critical}", headers=world.keys["viewer"]).json()["alert"]
-    assert datetime.fromisoformat(got["site_due_at"]) == t0 + timedelta(minutes=30)
-    assert datetime.fromisoformat(got["resolve_due_at"]) == t0 + timedelta(hours=2)
+    assert datetime.fromisoformat(got["site_due_at"]) == soon + timedelta(minutes=30)
+    assert datetime.fromisoformat(got["resolve_due_at"]) == soon + timedelta(hours=2)
+    # written a day after it opened (late data, a replay): counted from when it was written
+    before = datetime.now(UTC)
+    late = open_alert(world.url, "MH_TILT", at=before - timedelta(days=1), severity="critical")
+    after = datetime.now(UTC)
+    got = world.client.get(f"/alerts/{late}", headers=world.keys["viewer"]).json()["alert"]
+    assert before + timedelta(minutes=30) <= datetime.fromisoformat(got["site_due_at"])
+    assert datetime.fromisoformat(got["site_due_at"]) <= after + timedelta(minutes=30)
     assert "ack_due_at" in got  # set by the notifier when it routes the alert
     quiet = world.client.get(f"/alerts/{info}", headers=world.keys["viewer"]).json()["alert"]
     assert quiet["site_due_at"] is None and quiet["resolve_due_at"] is None

@@ -22,8 +22,10 @@ DECLARE
 BEGIN
     IF TG_OP = 'INSERT' THEN
         SELECT * INTO sla FROM alert_sla WHERE severity = NEW.severity;
-        NEW.site_due_at := NEW.opened_at + sla.site_s * interval '1 second';
-        NEW.resolve_due_at := NEW.opened_at + sla.resolve_s * interval '1 second';
+        -- counted from when the fault began, or from when urbanwatch learned of it if that
+        -- is later (late data, a replay): nobody can be on site before anyone is told
+        NEW.site_due_at := GREATEST(NEW.opened_at, now()) + sla.site_s * interval '1 second';
+        NEW.resolve_due_at := GREATEST(NEW.opened_at, now()) + sla.resolve_s * interval '1 second';
     ELSIF NOT ((OLD.status = 'resolved' AND NEW.status <> 'resolved')
                OR (NOT OLD.active AND NEW.active)) THEN
         RETURN NEW;  -- only an alert (re)starting is checked against the mutes
