@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from urbanwatch.alerting.model import RuleSet
+from urbanwatch.yaml_lines import error_line
 
 MAX_PROBLEMS = 5
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~20x faster
@@ -46,7 +47,7 @@ def parse_rules(text: str) -> RuleSet:
         data = yaml.load(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        line = error_line(text, mark)
         raise RuleFileError([(line, "", f"not valid YAML: {exc.problem or exc}")]) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow
         line = text.count("\n", 0, exc.position) + 1

@@ -12,6 +12,8 @@ import yaml
 from pydantic import ValidationError
 
 from urbanwatch.routing.model import RouteFile
+from urbanwatch.storable import find_unstorable
+from urbanwatch.yaml_lines import error_line
 
 MAX_BYTES = 1_000_000  # a route file is a few kB; anything this big is a mistake
 
@@ -38,12 +40,16 @@ def parse_route_file(text: str) -> RouteFile:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RouteFileError(mark.line + 1 if mark else 1, "", f"not YAML: {problem}") from None
+        raise RouteFileError(error_line(text, mark), "", f"not YAML: {problem}") from None
     except ValueError as exc:  # e.g. a character YAML cannot hold
         raise RouteFileError(1, "", f"not YAML: {exc}") from None
     if root is None or not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         raise RouteFileError(1, "", "a route file is a mapping with version, sla, units, ...")
     _refuse_duplicate_keys(root, ())
+    unstorable = find_unstorable(data)  # e.g. "\0" in a name: PostgreSQL cannot store it
+    if unstorable:
+        loc, reason = unstorable
+        raise RouteFileError(_line_of(root, loc), _field(loc), reason)
     if isinstance(data.get("routes"), list):
         for route, node in zip(data["routes"], _child(root, "routes").value, strict=False):
             if isinstance(route, dict) and "line" in route:
