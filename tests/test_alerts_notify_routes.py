@@ -128,7 +128,7 @@ def test_bad_route_file_refused_with_line_and_field(path, value, needle, field, 
         ("- just\n- a list\n", 1, "a route file is a mapping"),
         ("version: 1\nversion: 1\n", 2, "key given twice"),
         ("", 1, "a route file is a mapping"),
-        ("version: 1\n{", 2, "not YAML"),  # PyYAML said line 3, past the end
+        ("{", 1, "not YAML"),  # PyYAML said line 2, past the end of this one-line file
         ('version: 1\nunits:\n  cgj:\n    name: "a\\0b"\n', 4, "contains NUL"),
     ],
 )
