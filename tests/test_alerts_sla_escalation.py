@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from alerts.notify.messages import Notice, markdown_single
 from alerts.notify.notifier import Notifier
+from tests import test_alerts_notify
 from tests.alerts_api_support import World, make_world
 from tests.alerts_api_support import open_alert as engine_open
 from tests.test_alerts_notify import (
@@ -33,14 +34,7 @@ from tests.test_alerts_notify import (
 )
 from urbanwatch.queries import sla
 
-
-@pytest.fixture
-def capture() -> Iterator[Capture]:
-    """The loopback HTTP receiver of the notify tests (records every request)."""
-    server = Capture()
-    yield server
-    server.shutdown()
-    server.server_close()
+capture = test_alerts_notify.capture  # the notify tests' loopback HTTP receiver, as a fixture here
 
 
 NO_ACK = "{ack: null, max_level: 0}"  # the acknowledge escalation out of the way
