@@ -7,13 +7,16 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
+from alerts.detectors import load_detectors
 from alerts.service import AlertService
+from simulators.devices import Device
+from simulators.publisher import Publisher
 from tests.conftest import wait_for
 from urbanwatch.settings import Settings
 
@@ -43,6 +46,32 @@ def running_engine(settings: Settings, **kwargs: Any) -> Iterator[AlertService]:
     finally:
         service.stop.set()
         thread.join(timeout=10)
+
+
+def publish_through_engine(
+    database_url: str,
+    mqtt_url: str,
+    prefix: str,
+    readings: Iterable[tuple[Device, dict[str, Any]]],
+    client_id: str,
+) -> int:
+    """Publish simulated `readings` as fast as the broker takes them to an engine with the
+    detectors the database holds (as `urbanwatch alerts run` wires them); returns, with the
+    count, once the engine has taken every one."""
+    settings = engine_settings(database_url, mqtt_url, prefix)
+    with psycopg.connect(database_url) as setup:
+        detectors = load_detectors(setup)
+    with running_engine(settings, detectors=detectors) as engine:
+        publisher = Publisher(mqtt_url, prefix, client_id=client_id)
+        publisher.connect()
+        try:
+            for device, payload in readings:
+                publisher.add(device, payload)
+        finally:
+            publisher.close()
+        sent = publisher.messages
+        wait_for(lambda: engine.stats["messages"] >= sent, timeout=120, what=f"{sent} messages")
+    return sent
 
 
 def alerts(conn: psycopg.Connection) -> list[tuple[Any, ...]]:

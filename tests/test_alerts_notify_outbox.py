@@ -10,21 +10,19 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from alerts.notify.notifier import Notifier
 from alerts.notify.receiver import ReceiverState, Server
+from tests import test_alerts_notify
 from tests.conftest import wait_for
 from tests.test_alerts_notify import (
     ENV,
     GROUP,
     SECRET,
-    Capture,
     install_routes,
     logged_keys,
     open_alert,
@@ -34,13 +32,7 @@ from tests.test_alerts_notify import (
     settings_for,
 )
 
-
-@pytest.fixture
-def capture() -> Iterator[Capture]:
-    server = Capture()
-    yield server
-    server.shutdown()
-    server.server_close()
+capture = test_alerts_notify.capture  # the notify tests' loopback HTTP receiver, as a fixture here
 
 
 DISTRICTS = ["wenfeng", "beiguan", "yindu", "longan", "linzhou", "huaxian"]

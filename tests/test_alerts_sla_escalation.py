@@ -6,8 +6,10 @@ before its deadline never escalates; POST /alerts/{id}/on-site records the on-si
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 
 from alerts.notify.messages import Notice, markdown_single
 from alerts.notify.notifier import Notifier
+from tests import test_alerts_notify
 from tests.alerts_api_support import World, make_world
 from tests.alerts_api_support import open_alert as engine_open
 from tests.test_alerts_notify import (
@@ -31,14 +34,7 @@ from tests.test_alerts_notify import (
 )
 from urbanwatch.queries import sla
 
-
-@pytest.fixture
-def capture() -> Iterator[Capture]:
-    """The loopback HTTP receiver of the notify tests (records every request)."""
-    server = Capture()
-    yield server
-    server.shutdown()
-    server.server_close()
+capture = test_alerts_notify.capture  # the notify tests' loopback HTTP receiver, as a fixture here
 
 
 NO_ACK = "{ack: null, max_level: 0}"  # the acknowledge escalation out of the way
@@ -346,3 +342,80 @@ def test_on_site_any_body_stored_or_refused(world: World, body: Any):
         return
     note = (body or {}).get("note")
     assert row == (True, {"note": note} if note else {})
+
+
+# --- the deadlines of migration 027 are those of 022 and 023 ------------------------------
+
+SQL = Path(__file__).parent.parent / "urbanwatch" / "sql"
+SEVERITIES = ("info", "warning", "alarm", "critical")
+
+
+def trigger_function(migration: str, name: str) -> str:
+    """The CREATE OR REPLACE FUNCTION `name` statement of a migration file, as written there."""
+    text = next(SQL.glob(f"{migration}_*.sql")).read_text()
+    found = re.search(rf"^CREATE OR REPLACE FUNCTION {name}\(\).*?^\$\$;$", text, re.S | re.M)
+    assert found, (migration, name)
+    return found.group(0)
+
+
+def written_and_reopened(
+    conn: psycopg.Connection, tag: str, alerts: list[tuple[str, int, str]]
+) -> list[tuple[Any, ...]]:
+    """Each alert (severity, opened this many seconds from now, severity when reopened)
+    written, then resolved and reopened: its deadlines after each."""
+    out = []
+    for i, (severity, opened_s, reopened_as) in enumerate(alerts):
+        (alert_id,) = conn.execute(
+            "INSERT INTO alerts (rule_id, subject, kind, severity, opened_at, title) "
+            "VALUES ('MH_TILT', %s, 'manhole', %s, now() + %s * interval '1 second', 't') "
+            "RETURNING id",
+            (f"{tag}-{i}", severity, opened_s),
+        ).fetchone()
+        due = "SELECT site_due_at, resolve_due_at FROM alerts WHERE id = %s"
+        written = conn.execute(due, (alert_id,)).fetchone()
+        conn.execute("UPDATE alerts SET status = 'resolved' WHERE id = %s", (alert_id,))
+        conn.execute(
+            "UPDATE alerts SET status = 'open', severity = %s WHERE id = %s",
+            (reopened_as, alert_id),
+        )
+        out.append((written, conn.execute(due, (alert_id,)).fetchone()))
+    return out
+
+
+DAY_S = 86_400
+period = st.none() | st.integers(1, 2**31 - 1)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sla_rows=st.fixed_dictionaries({s: st.tuples(period, period) for s in SEVERITIES}),
+    missing=st.sets(st.sampled_from(SEVERITIES), max_size=1),
+    alerts=st.lists(
+        st.tuples(
+            st.sampled_from(SEVERITIES),
+            st.integers(-800 * DAY_S, 30 * DAY_S),
+            st.sampled_from(SEVERITIES),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_sla_deadlines_of_027_are_those_of_022_and_023(conn, sla_rows, missing, alerts):
+    """Migration 027 computes both triggers' deadlines in alert_sla_deadlines(); for every
+    severity, any SLA periods (none, or a severity with no row) and any opening time, past or
+    future, an alert written and reopened gets the deadlines 022's and 023's functions gave.
+    Both run in one transaction (the same now()), rolled back."""
+    with conn.transaction(force_rollback=True):
+        for severity, (site_s, resolve_s) in sla_rows.items():
+            conn.execute(
+                "UPDATE alert_sla SET site_s = %s, resolve_s = %s WHERE severity = %s",
+                (site_s, resolve_s, severity),
+            )
+        conn.execute("DELETE FROM alert_sla WHERE severity = ANY(%s)", (list(missing),))
+        now = written_and_reopened(conn, "now", alerts)
+        conn.execute(trigger_function("022", "alerts_work_defaults"))
+        conn.execute(trigger_function("023", "alerts_sla_restart"))
+        before = written_and_reopened(conn, "before", alerts)
+    assert now == before

@@ -11,17 +11,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from alerts.detectors import load_detectors
 from alerts.notify.notifier import Notifier
 from alerts.notify.receiver import ReceiverState, Server
 from simulators.backfill import backfill
 from simulators.engine import Simulation, build_world
 from simulators.fleet import make_fleet, registry_rows
-from simulators.publisher import Publisher
 from simulators.scenario import load_scenario
 from simulators.truth import ground_truth
-from tests.alerts_helpers import engine_settings, running_engine
-from tests.conftest import wait_for
+from tests.alerts_helpers import publish_through_engine
 from tests.test_alerts_notify import (
     ENV,
     SECRET,
@@ -82,19 +79,9 @@ def replay(
     world = build_world(fleet, begin, end, load_scenario(scenario) if scenario else None, False)
     truth = ground_truth(fleet, world, begin, end, scenario)
     sim = Simulation(fleet, world, begin, stagger_s=60)
-    settings = engine_settings(database_url, mqtt_url, prefix)
-    with psycopg.connect(database_url) as setup:
-        detectors = load_detectors(setup)
-    with running_engine(settings, detectors=detectors) as engine:
-        publisher = Publisher(mqtt_url, prefix, client_id=f"detectors-{prefix}")
-        publisher.connect()
-        try:
-            for device, payload in sim.advance(end - 1):
-                publisher.add(device, payload)
-        finally:
-            publisher.close()
-        sent = publisher.messages
-        wait_for(lambda: engine.stats["messages"] >= sent, timeout=120, what=f"{sent} messages")
+    publish_through_engine(
+        database_url, mqtt_url, prefix, sim.advance(end - 1), client_id=f"detectors-{prefix}"
+    )
     return truth
 
 

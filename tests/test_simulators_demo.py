@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.detectors import load_detectors
 from simulators import demo
 from simulators.backfill import backfill
 from simulators.devices import Device, Meter
@@ -21,13 +20,11 @@ from simulators.engine import Simulation, build_world
 from simulators.fleet import make_fleet, registry_rows
 from simulators.live import wall_ms
 from simulators.plan import run_window
-from simulators.publisher import Publisher
 from simulators.scenario import load_scenario
 from simulators.sun import LOCAL, LampClock, to_ms, utc
 from simulators.truth import ground_truth
 from simulators.world import World
-from tests.alerts_helpers import engine_settings, running_engine
-from tests.conftest import wait_for
+from tests.alerts_helpers import publish_through_engine
 from urbanwatch import registry
 from urbanwatch.errors import UsageError
 
@@ -217,19 +214,10 @@ def test_make_demos_five_alerts_are_known_within_its_first_minute(
     world = build_world(fleet, start, start + HORIZON, load_scenario("demo"))
     assert world.clock.is_on(start) and world.clock.is_on(start + demo.NIGHT_S * 1000)
     sim = Simulation(fleet, world, start, stagger_s=STAGGER_S)
-    settings = engine_settings(database_url, mqtt_url, topic_prefix)
-    with psycopg.connect(database_url) as setup:
-        detectors = load_detectors(setup)
-    with running_engine(settings, detectors=detectors) as engine:
-        publisher = Publisher(mqtt_url, topic_prefix, client_id=f"demo-{topic_prefix}")
-        publisher.connect()
-        try:
-            for device, payload in sim.advance(start + demo.PREROLL_S * 1000 - 1):
-                publisher.add(device, payload)
-        finally:
-            publisher.close()
-        sent = publisher.messages
-        wait_for(lambda: engine.stats["messages"] >= sent, timeout=120, what=f"{sent} messages")
+    readings = sim.advance(start + demo.PREROLL_S * 1000 - 1)
+    publish_through_engine(
+        database_url, mqtt_url, topic_prefix, readings, client_id=f"demo-{topic_prefix}"
+    )
 
     found = demo.find(conn)
     assert set(found) == {e.name for e in demo.FIRST_MINUTE}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -195,24 +196,32 @@ INSERT_ESCALATED = """INSERT INTO alert_events (alert_id, event, actor, severity
     VALUES (%s, 'escalated', %s, %s, %s)"""
 
 
+def insert_escalated(
+    conn: psycopg.Connection,
+    actor: str,
+    reason: str,
+    due_key: str,
+    rows: Sequence[tuple[int, str, int, datetime]],
+) -> None:
+    """The 'escalated' event of each alert an ESCALATE statement returned (id, severity, new
+    level, deadline): detail {"reason", "level", `due_key`: the deadline}. The acknowledge
+    escalation here and the on-site and resolve ones (queries/sla.py) write them alike."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            INSERT_ESCALATED,
+            [
+                (i, actor, sev, Jsonb({"reason": reason, "level": lvl, due_key: due.isoformat()}))
+                for i, sev, lvl, due in rows
+            ],
+        )
+
+
 def escalate_overdue(conn: psycopg.Connection, actor: str, limit: int = 500) -> int:
     """Raise the level of every open alert past its acknowledge deadline (the deadline plus
     one SLA period per level already reached) and write its 'escalated' event; the trigger
     queues that event for delivery. In the caller's transaction."""
     rows = conn.execute(ESCALATE, {"limit": limit}).fetchall()
-    with conn.cursor() as cur:
-        cur.executemany(
-            INSERT_ESCALATED,
-            [
-                (
-                    i,
-                    actor,
-                    sev,
-                    Jsonb({"reason": "ack_overdue", "level": lvl, "ack_due_at": due.isoformat()}),
-                )
-                for i, sev, lvl, due in rows
-            ],
-        )
+    insert_escalated(conn, actor, "ack_overdue", "ack_due_at", rows)
     return len(rows)
 
 

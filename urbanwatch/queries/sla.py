@@ -13,7 +13,8 @@ from datetime import datetime
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
+
+from urbanwatch.queries.notify import insert_escalated
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,6 @@ ESCALATE = """WITH due AS (
     UPDATE alerts a SET escalation_level = a.escalation_level + 1, {mark} = now()
     FROM due WHERE a.id = due.id
     RETURNING a.id, a.severity, a.escalation_level, a.{due}"""
-INSERT_ESCALATED = """INSERT INTO alert_events (alert_id, event, actor, severity, detail)
-    VALUES (%s, 'escalated', %s, %s, %s)"""
 
 
 def escalate_deadlines(conn: psycopg.Connection, actor: str, limit: int = 500) -> int:
@@ -53,19 +52,7 @@ def escalate_deadlines(conn: psycopg.Connection, actor: str, limit: int = 500) -
             mark=sql.Identifier(d.mark), due=sql.Identifier(d.due), pending=sql.SQL(d.pending)
         )
         rows = conn.execute(query, {"limit": limit}).fetchall()
-        with conn.cursor() as cur:
-            cur.executemany(
-                INSERT_ESCALATED,
-                [
-                    (
-                        i,
-                        actor,
-                        sev,
-                        Jsonb({"reason": d.reason, "level": lvl, d.due: due.isoformat()}),
-                    )
-                    for i, sev, lvl, due in rows
-                ],
-            )
+        insert_escalated(conn, actor, d.reason, d.due, rows)
         n += len(rows)
     return n
 
