@@ -127,7 +127,7 @@ def test_two_engines_at_once_evaluate_the_night_once_and_a_restart_not_again(
         with psycopg.connect(database_url) as own:
             barrier.wait()
             try:
-                done.extend(run_due(own, now, DELAY, name))
+                done.extend(run_due(own, now, DELAY, name) or [])
             except psycopg.Error as exc:  # e.g. both writing the night's row
                 errors.append(exc)
 
@@ -193,3 +193,13 @@ def test_alerts_run_evaluates_the_last_night_by_itself_once(
     finally:
         one.stop()
         two.stop()
+
+
+def test_an_engine_leaves_the_night_to_the_one_holding_the_lock(conn, database_url) -> None:
+    night = date(2026, 12, 1)
+    seed(conn, [night])
+    with psycopg.connect(database_url) as other:
+        assert q.try_daily_lock(other)  # another engine mid-round
+        assert run_due(conn, local("2026-12-01T12:00"), DELAY, "b") is None
+        other.rollback()
+    assert run_due(conn, local("2026-12-01T12:00"), DELAY, "b") == [night]

@@ -29,14 +29,16 @@ POLL_S = 600.0  # look again at least this often (a clock step, another engine's
 RETRY_S = 30.0  # after a failed round (database down)
 
 
-def run_due(conn: psycopg.Connection, now: datetime, delay_s: float, done_by: str) -> list[date]:
+def run_due(
+    conn: psycopg.Connection, now: datetime, delay_s: float, done_by: str
+) -> list[date] | None:
     """Evaluate every night due at `now` that no engine has done yet, oldest first; the
-    nights this call evaluated (none when another engine holds the daily lock)."""
+    nights this call evaluated, or None when another engine holds the daily lock."""
     evaluated: list[date] = []
     while True:
         if not q.try_daily_lock(conn):
             conn.rollback()
-            return evaluated
+            return evaluated or None
         due = daily.nights_due(now, q.last_daily_run(conn), delay_s)
         if not due:
             conn.commit()
@@ -82,6 +84,9 @@ class NightlyTimer(threading.Thread):
         self.rounds += 1
         now = self.clock()
         due = daily.next_due(now, self.delay_s)
+        if done is None:  # look again soon: the other engine may fail half way
+            logger.info("daily MNF rules: another engine is evaluating; looking again later")
+            return RETRY_S
         if not done:
             logger.info("daily MNF rules: nothing due; the next night at %s", due.isoformat())
         return max(1.0, min(POLL_S, (due - now).total_seconds()))
