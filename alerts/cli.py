@@ -8,8 +8,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from alerts.detectors import default_detectors
+from alerts.detectors import default_detectors, parse_config
 from alerts.detectors.cli import register_daily
+from alerts.detectors.nightly import NightlyTimer
 from alerts.notify.cli import register_notify
 from alerts.service import AlertService
 from alerts.session import ClaimRefused
@@ -39,7 +40,9 @@ def register(sub: Any) -> None:
         "shipped defaults until a set is loaded) and write alerts and alert_events. A "
         "message is acknowledged only after its alert changes are committed. Offline and "
         "minimum durations run on timers that survive a restart. ALERTS_PARTITIONS=N lets N "
-        "engines split the devices (each takes a free slot).",
+        "engines split the devices (each takes a free slot). The daily MNF rules run once "
+        "per night, DETECTORS_CONFIG daily_delay_s (900) after 05:00 local, in one of the "
+        "engines; missed nights are caught up.",
     )
     p.set_defaults(func=cmd_run)
     rules = asub.add_parser(
@@ -109,6 +112,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         service.start()
     except ClaimRefused as exc:
         raise RuntimeProblem(f"cannot start the alert engine: {exc}") from None
+    delay = parse_config(settings.detectors_config).daily_delay_s
+    timer = NightlyTimer(settings.database_url, delay, service.stop)
+    timer.start()
     logger.info("alerts engine running; Ctrl-C to stop")
     service.run()
+    timer.join(timeout=10)
     return 0

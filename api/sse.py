@@ -8,6 +8,12 @@ can commit after a higher one (two writers): a gap in the ids is held back up to
 for the missing ids to commit, then skipped (a rolled-back insert leaves a gap for good).
 A crew's stream reads every id too (so the other units' events are not gaps) and sends only
 the events of alerts in its scope (queries.alert_work.Scope), judged when they are read.
+
+When the database goes away (a restart, a dropped connection, `pg_terminate_backend`) the
+stream stays open: each failed read sends an `: error …` comment and is retried with backoff
+(POLL_S doubling to RETRY_MAX_S) on a fresh connection, a read that hangs still lets
+keep-alives through, and once the database answers the stream carries on from its cursor —
+nothing lost, nothing sent twice.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
+import psycopg
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
@@ -28,6 +35,8 @@ GAP_WAIT_S = 2.0  # longer than the engine's and API's transactions take to comm
 KEEPALIVE_S = 15.0  # a comment line so proxies keep the connection open
 STREAM_MAX_S = 3600.0  # then the server ends the stream; the client resumes by its last id
 RETRY_MS = 2000  # the reconnect delay EventSource clients use
+RETRY_MAX_S = 2.0  # the longest wait between reads while the database is away
+CHECKOUT_S = 5.0  # a read waits this long for a pooled connection (a database that is down)
 Row = TypeVar("Row", bound=q.EventRow)
 
 
@@ -60,8 +69,22 @@ class Cursor:
 
 
 def _fetch(pool: ConnectionPool, after: int, scope: q.Scope | None) -> list[q.StreamEvent]:
-    with pool.connection() as conn:
-        return q.events_after(conn, after, visible_to=scope)
+    try:
+        with pool.connection(timeout=CHECKOUT_S) as conn:
+            return q.events_after(conn, after, visible_to=scope)
+    except psycopg.OperationalError:
+        # The pool's idle connections most likely died with this one (a server restart, a
+        # terminated backend): drop them now rather than fail once per dead connection.
+        pool.check()
+        raise
+
+
+def error_comment(exc: Exception, retry_s: float) -> str:
+    """One comment line (an exception's message may hold line breaks: only its type)."""
+    return (
+        f": error 数据库暂不可用,{retry_s:g} 秒后重试 database unavailable "
+        f"({type(exc).__name__}), retrying in {retry_s:g} s\n\n"
+    )
 
 
 async def alert_events(
@@ -75,11 +98,27 @@ async def alert_events(
     the client leaves or STREAM_MAX_S passes."""
     cursor = Cursor(last_id)
     started = quiet_since = clock()
+    backoff = POLL_S
     yield f"retry: {RETRY_MS}\n\n"
     while clock() - started < STREAM_MAX_S:
         if await disconnected():  # type: ignore[misc]
             return
-        rows = await run_in_threadpool(_fetch, pool, cursor.last_id, scope)
+        fetch = asyncio.ensure_future(run_in_threadpool(_fetch, pool, cursor.last_id, scope))
+        while not (await asyncio.wait({fetch}, timeout=KEEPALIVE_S))[0]:
+            quiet_since = clock()  # a read that hangs (a database that is going down)
+            yield ": keepalive\n\n"
+            if await disconnected():  # type: ignore[misc]
+                return
+        try:
+            rows = fetch.result()
+        except psycopg.Error as exc:  # the database went away: say so, retry, keep the cursor
+            cursor.gap_since = None  # a gap's writers get their GAP_WAIT_S once it is back
+            quiet_since = clock()
+            yield error_comment(exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RETRY_MAX_S)
+            continue
+        backoff = POLL_S
         taken = cursor.take(rows, clock())
         ready = [r for r in taken if r.visible]
         for row in ready:

@@ -4,14 +4,17 @@ every event after it and none twice; the stream's role is checked like every rou
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import socket
 import threading
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 import uvicorn
+from psycopg_pool import ConnectionPool
 
 from api import sse
 from api.app import create_app
@@ -64,13 +67,19 @@ class Stream:
             headers["Last-Event-ID"] = last_id
         self.conn.request("GET", "/alerts/stream", headers=headers)
         self.response = self.conn.getresponse()
+        self.comments: list[str] = []
 
     def events(self, count: int) -> list[dict[str, str]]:
         """The next `count` events (comments and the retry line skipped)."""
         out: list[dict[str, str]] = []
         current: dict[str, str] = {}
         while len(out) < count:
-            line = self.response.fp.readline().decode().rstrip("\n")
+            raw = self.response.fp.readline()
+            if not raw:
+                raise AssertionError(f"the stream ended after {len(out)} of {count} events")
+            line = raw.decode().rstrip("\n")
+            if line.startswith(":"):
+                self.comments.append(line)
             if line == "":
                 if "id" in current:
                     out.append(current)
@@ -110,6 +119,69 @@ def test_stream_resumes_after_a_reconnect(served):
     live = again.events(1)
     assert json.loads(live[0]["data"])["alert_id"] == e
     again.close()
+
+
+def terminate_api_backends(url: str) -> int:
+    """pg_terminate_backend on every connection of the API's pool (the stream's among them)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = 'urbanwatch-api'"
+        ).fetchall()
+    return sum(1 for (done,) in rows if done)
+
+
+def test_stream_survives_its_database_connection_being_terminated(served):
+    """The stream's backend is terminated mid-stream: it says so in a comment, reconnects and
+    sends the events written meanwhile, each once and in order, then the live ones."""
+    port, url = served
+    stream = Stream(port, make_key(url, Role.viewer))
+    first = open_alert(url)
+    (before,) = stream.events(1)
+    assert json.loads(before["data"])["alert_id"] == first
+    assert terminate_api_backends(url) >= 1
+    during = [
+        open_alert(url, "MH_FLIP", "MH-2", district="linzhou", severity="critical"),
+        open_alert(url, "WS_LOW_PRESSURE", "WM-1", "watermeter", "beiguan"),
+        open_alert(url, "SL_LAMP_OUT", "SL-1", "streetlight"),
+    ]
+    got = stream.events(3)
+    assert [json.loads(e["data"])["alert_id"] for e in got] == during
+    ids = [int(before["id"])] + [int(e["id"]) for e in got]
+    assert ids == list(range(ids[0], ids[0] + 4))  # none lost, none twice, in order
+    assert any(c.startswith(": error ") for c in stream.comments), stream.comments
+    assert terminate_api_backends(url) >= 1  # and again, while nothing is being written
+    last = open_alert(url, "SL_LAMP_OUT", "SL-2", "streetlight")
+    (live,) = stream.events(1)
+    assert json.loads(live["data"])["alert_id"] == last and int(live["id"]) == ids[-1] + 1
+    stream.close()
+
+
+def test_stream_keeps_talking_while_the_database_is_unreachable(monkeypatch):
+    """Nothing listens at the pool's address: the stream sends keep-alives while a read waits
+    and an error comment for each failed one, and never ends by itself."""
+    monkeypatch.setattr(sse, "KEEPALIVE_S", 0.2)
+    monkeypatch.setattr(sse, "CHECKOUT_S", 0.5)
+    pool = ConnectionPool(f"postgresql://127.0.0.1:{_free_port()}/none", min_size=1, open=True)
+
+    async def first(n: int) -> list[str]:
+        async def connected() -> bool:
+            return False
+
+        out = []
+        async for chunk in sse.alert_events(pool, 0, connected):
+            out.append(chunk)
+            if len(out) == n:
+                break
+        return out
+
+    try:
+        chunks = asyncio.run(first(8))
+    finally:
+        pool.close()
+    assert chunks[0].startswith("retry: ")
+    assert all(c.startswith(": ") and c.endswith("\n\n") and c.count("\n") == 2 for c in chunks[1:])
+    assert {c.split()[1] for c in chunks[1:]} == {"keepalive", "error"}
 
 
 def test_stream_refuses_anonymous_and_bad_ids(served):

@@ -27,7 +27,8 @@ def register_daily(asub: Any) -> None:
         "Asia/Shanghai, the lowest 1-h mean of net inflow in 15-min buckets), its baseline "
         "(20th percentile of the previous 14 valid nights) and data completeness, stored in "
         "dma_night_flow; then DMA_MNF_STEP, DMA_MNF_RISE and DMA_HIGH_LEAKAGE opened or "
-        "cleared. Safe to re-run. Run it after 05:00 local every day (cron, systemd timer).",
+        "cleared. Safe to re-run. `urbanwatch alerts run` does this by itself once per night; "
+        "use this for a night by hand (a backfill, a night older than its catch-up).",
     )
     p.add_argument("--date", help="the night, YYYY-MM-DD local (default: the last complete one)")
     p.set_defaults(func=cmd_daily)

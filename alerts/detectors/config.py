@@ -26,3 +26,7 @@ class DetectorConfig(BaseModel):
     event_update_s: float = Field(300, ge=0)  # live updates of an open event at most this often
     # Storm incident: ends when no episode is open and no gauge has measured rain for this long.
     storm_dry_s: float = Field(3600, ge=0)
+    # §5.5 daily MNF rules: `urbanwatch alerts run` evaluates each night this long after its
+    # window ends (05:00 local), so the last readings of the night (15-min loggers, late
+    # uploads) are in [P].
+    daily_delay_s: float = Field(900, ge=0, le=86400)

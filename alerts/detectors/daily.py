@@ -1,7 +1,8 @@
 """The nightly DMA rules (docs/domain.md §5.5), pure: the night's MNF from 15-min net-inflow
 buckets, its baseline, data completeness, and DMA_MNF_RISE / DMA_MNF_STEP / DMA_HIGH_LEAKAGE.
-`urbanwatch alerts daily` (alerts/detectors/cli.py) feeds it from the database and stores what
-it returns; running it again for a night gives the same rows and alerts."""
+`urbanwatch alerts daily` (alerts/detectors/cli.py) and the engine's timer (nightly.py) feed it
+from the database and store what it returns; running it again for a night gives the same rows
+and alerts. `nights_due` says which nights a timer evaluates at a given time."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ METHOD = "min of the 1-h rolling mean of net DMA inflow, 15-min buckets, 00:00-0
 VALID_SHARE = 0.9  # [P] a night with < 90 % of the expected data is invalid
 BASELINE_NIGHTS, BASELINE_MIN = 14, 7  # p20 of the previous 14 valid nights; at least 7 [P]
 HIGH_LEAKAGE_DAYS, HIGH_LEAKAGE_MIN, HIGH_LEAKAGE_RATIO = 30, 7, 0.5
+# After downtime the timer catches up at most this many missed nights (a baseline's worth;
+# older ones are `urbanwatch alerts daily --date D`).
+CATCH_UP_NIGHTS = BASELINE_NIGHTS
 
 RULES = {
     "DMA_MNF_STEP": ("alarm", "夜间最小流量突增(疑似爆管/大漏) MNF step"),
@@ -33,6 +37,23 @@ def night_window(night: date) -> tuple[datetime, datetime]:
 def last_complete_night(now: datetime) -> date:
     local = now.astimezone(LOCAL)
     return local.date() if local.time() >= WINDOW[1] else local.date() - timedelta(days=1)
+
+
+def nights_due(now: datetime, done: date | None, delay_s: float) -> list[date]:
+    """The nights a timer evaluates at `now`, oldest first: each ended (05:00 local) at least
+    `delay_s` ago and comes after `done`, the newest one already evaluated. Without one (a
+    first start) only the newest; after downtime at most CATCH_UP_NIGHTS."""
+    latest = last_complete_night(now - timedelta(seconds=delay_s))
+    first = latest
+    if done is not None:
+        first = max(done + timedelta(days=1), latest - timedelta(days=CATCH_UP_NIGHTS - 1))
+    return [first + timedelta(days=i) for i in range((latest - first).days + 1)]
+
+
+def next_due(now: datetime, delay_s: float) -> datetime:
+    """When the night after the newest due one becomes due (its end + `delay_s`)."""
+    latest = last_complete_night(now - timedelta(seconds=delay_s))
+    return night_window(latest + timedelta(days=1))[1] + timedelta(seconds=delay_s)
 
 
 @dataclass(frozen=True)

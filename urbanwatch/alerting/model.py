@@ -130,8 +130,10 @@ def _unknown_name(
     for ns, name in sorted(names, key=lambda n: (n[0] or "", n[1])):
         if ns is None and name not in fields and name not in CONTEXT_NAMES:
             return f"unknown name {name!r}: not a {kind} reading field nor a context value"
-        if ns in ("prev", "held", "profile") and name not in fields:
+        if ns in ("prev", "held") and name not in fields:
             return f"{ns}.{name}: {kind} readings have no field {name!r}"
+        if ns == "profile" and name.removesuffix("_sd") not in fields:  # X_sd: X's spread
+            return f"{ns}.{name}: {kind} readings have no field {name.removesuffix('_sd')!r}"
         if ns == "params" and name not in params:
             return f"params.{name} is not in the rule's params"
         if ns == "win" and name not in windows:

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from urbanwatch.kinds import KINDS
 
@@ -36,13 +36,19 @@ class Scope:
     unit: str | None
 
 
+# When the acknowledge deadline last escalated: the notifier marks it by an 'escalated' event
+# only (queries/notify.py), the on-site and resolve deadlines by their columns (migration 023).
+ACK_ESCALATED = """(SELECT max(e.at) FROM alert_events e WHERE e.alert_id = a.id
+    AND e.event = 'escalated' AND e.detail ->> 'reason' = 'ack_overdue'
+    AND e.at >= a.ack_due_at)"""
 COLUMNS = f"""a.id, a.rule_id, a.subject, a.device_id, a.kind, a.district,
     {EFFECTIVE_UNIT} AS unit,
     a.severity, a.status, a.active, a.opened_at, a.updated_at, a.cleared_at,
     a.acknowledged_at, a.acknowledged_by, a.resolved_at, a.resolved_by, a.parent_id,
     a.suppressed, a.title, a.detail, a.flap_count, a.last_fired_at, a.ack_due_at,
     a.escalation_level, a.site_due_at, a.resolve_due_at, a.assigned_crew, a.assignee,
-    a.assigned_at"""
+    a.assigned_at, a.on_site_at, a.on_site_by, {ACK_ESCALATED} AS ack_escalated_at,
+    a.site_escalated_at, a.resolve_escalated_at"""
 
 
 # The list filtered by unit: the route of each distinct (kind, district, severity) once, not
@@ -55,6 +61,19 @@ ROUTED_BASE = f"""WITH routed AS (
     SELECT {COLUMNS.replace(EFFECTIVE_UNIT, "coalesce(a.unit, r.unit)")}
     FROM alerts a LEFT JOIN routed r ON r.kind = a.kind
         AND r.district = coalesce(a.district, '') AND r.severity = a.severity"""
+
+
+class SlaDeadline(BaseModel):
+    """One SLA deadline of an alert: when it is due and whether the notifier escalated it
+    (for the acknowledge deadline: when it last did; it repeats each SLA period)."""
+
+    due_at: datetime | None
+    escalated_at: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def escalated(self) -> bool:
+        return self.escalated_at is not None
 
 
 class AlertRow(BaseModel):
@@ -88,6 +107,23 @@ class AlertRow(BaseModel):
     assigned_crew: str | None
     assignee: str | None
     assigned_at: datetime | None
+    on_site_at: datetime | None = None
+    on_site_by: str | None = None
+    ack_escalated_at: datetime | None = None
+    site_escalated_at: datetime | None = None
+    resolve_escalated_at: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def sla(self) -> dict[str, SlaDeadline]:
+        """The three SLA deadlines, each with whether (and when) it escalated."""
+        return {
+            "ack": SlaDeadline(due_at=self.ack_due_at, escalated_at=self.ack_escalated_at),
+            "on_site": SlaDeadline(due_at=self.site_due_at, escalated_at=self.site_escalated_at),
+            "resolve": SlaDeadline(
+                due_at=self.resolve_due_at, escalated_at=self.resolve_escalated_at
+            ),
+        }
 
 
 class EventRow(BaseModel):

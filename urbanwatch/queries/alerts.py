@@ -208,27 +208,44 @@ def work_window_covers(conn: psycopg.Connection, device_id: str, at: datetime) -
     return bool(row and row[0])
 
 
+# The slot's spread as a robust σ: 1.4826 × the median absolute deviation of its hourly means
+# (= σ for normal data). A past burst in one day of the slot leaves it, as it leaves the
+# median, unchanged; a standard deviation would grow past any burst and hide the next one.
+MAD_TO_SIGMA = 1.4826
+PROFILES = """WITH slots AS (
+        SELECT device_id, extract(hour FROM bucket)::int AS h, avg_flow_m3_h AS f,
+               avg_pressure_mpa AS p
+        FROM watermeter_hourly WHERE bucket >= %(start)s AND bucket < %(end)s),
+    medians AS (
+        SELECT device_id, h, percentile_cont(0.5) WITHIN GROUP (ORDER BY f) AS mf,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY p) AS mp,
+               count(f) AS nf, count(p) AS np
+        FROM slots GROUP BY device_id, h)
+    SELECT m.device_id, m.h, m.mf, m.mp,
+           CASE WHEN m.nf >= 2 THEN %(k)s * percentile_cont(0.5)
+                WITHIN GROUP (ORDER BY abs(s.f - m.mf)) END,
+           CASE WHEN m.np >= 2 THEN %(k)s * percentile_cont(0.5)
+                WITHIN GROUP (ORDER BY abs(s.p - m.mp)) END
+    FROM medians m JOIN slots s USING (device_id, h)
+    GROUP BY m.device_id, m.h, m.mf, m.mp, m.nf, m.np"""
+
+
 def hourly_profiles(
     conn: psycopg.Connection, now: datetime, days: int = 7
 ) -> dict[tuple[str, int], dict[str, float]]:
     """(device, hour of day UTC) -> median of that hour's average flow and pressure over
     the last `days` days, from the watermeter rollups: the expected values for
-    WS_FLOW_ANOMALY and WS_PRESSURE_DROP."""
+    WS_FLOW_ANOMALY and WS_PRESSURE_DROP; and the slot's spread (`flow_m3_h_sd`,
+    `pressure_mpa_sd`: σ estimated robustly from those hourly means, MAD_TO_SIGMA; absent
+    with fewer than 2 days of that hour), for WS_FLOW_ANOMALY's 3σ term."""
     rows = conn.execute(
-        """SELECT device_id, extract(hour FROM bucket)::int AS h,
-                  percentile_cont(0.5) WITHIN GROUP (ORDER BY avg_flow_m3_h),
-                  percentile_cont(0.5) WITHIN GROUP (ORDER BY avg_pressure_mpa)
-           FROM watermeter_hourly WHERE bucket >= %s AND bucket < %s
-           GROUP BY device_id, h""",
-        (now - timedelta(days=days), now - timedelta(hours=1)),
+        PROFILES,
+        {"start": now - timedelta(days=days), "end": now - timedelta(hours=1), "k": MAD_TO_SIGMA},
     )
     out: dict[tuple[str, int], dict[str, float]] = {}
-    for device_id, hour, flow, pressure in rows:
-        values = {
-            k: float(v)
-            for k, v in (("flow_m3_h", flow), ("pressure_mpa", pressure))
-            if v is not None
-        }
+    names = ("flow_m3_h", "pressure_mpa", "flow_m3_h_sd", "pressure_mpa_sd")
+    for device_id, hour, *figures in rows:
+        values = {k: float(v) for k, v in zip(names, figures, strict=True) if v is not None}
         out[(device_id, hour)] = values
     return out
 

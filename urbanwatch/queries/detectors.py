@@ -115,3 +115,27 @@ def latest_night(conn: psycopg.Connection, dma_id: str) -> date | None:
         "SELECT max(night) FROM dma_night_flow WHERE dma_id = %s", (dma_id,)
     ).fetchone()
     return found[0] if found else None
+
+
+# --- the nightly timer's runs (migration 024) ------------------------------------------------
+
+DAILY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('urbanwatch-alerts-daily'))"
+
+
+def try_daily_lock(conn: psycopg.Connection) -> bool:
+    """The daily run's lock for this transaction; False when another engine holds it."""
+    row = conn.execute(DAILY_LOCK).fetchone()
+    return bool(row and row[0])
+
+
+def last_daily_run(conn: psycopg.Connection) -> date | None:
+    """The newest night the timer evaluated, or None before its first run."""
+    row = conn.execute("SELECT max(night) FROM dma_daily_runs").fetchone()
+    return row[0] if row else None
+
+
+def save_daily_run(conn: psycopg.Connection, night: date, dmas: int, done_by: str) -> None:
+    conn.execute(
+        "INSERT INTO dma_daily_runs (night, dmas, done_by) VALUES (%s, %s, %s)",
+        (night, dmas, done_by),
+    )
