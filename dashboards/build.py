@@ -28,6 +28,10 @@ OPERATIONS = Folder("uw-operations", "运行值班 Operations")
 SPECIALISTS = Folder("uw-specialists", "专业科室 Specialists")
 FOLDERS = (OPERATIONS, SPECIALISTS)
 
+# Grafana's home: the plan-progress board, in provisioning (docker-compose.yml's
+# GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH) and in `push` (the organisation's preferences).
+HOME_UID = plan.UID
+
 BOARDS: tuple[tuple[Folder, Callable[[], Dashboard]], ...] = (
     (OPERATIONS, plan.board),
     (OPERATIONS, live.board),

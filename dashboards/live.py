@@ -38,6 +38,11 @@ UID = "uw-live"
 SEVERITY_ORDER = "array_position(ARRAY['critical', 'alarm', 'warning', 'info'], severity)"
 # Alerts about no device (a DMA, a storm) have no district when they span several.
 ALERT_SCOPE = "a.kind IN ($kind) AND (a.district IS NULL OR a.district IN ($district))"
+# District outlines (approximate, scripts/district_outlines.py): docker-compose.yml mounts
+# dashboards/geo/ where Grafana serves static maps, so the browser loads it from Grafana.
+OUTLINES_SRC = "public/maps/urbanwatch/anyang-districts.geojson"
+# Local time of the map's "open since" (Anyang, UTC+8).
+TZ = "Asia/Shanghai"
 # Anyang's centre: the map opens on the city.
 CENTRE = (36.0975, 114.3925)
 
@@ -52,7 +57,12 @@ def device_state_sql() -> str:
     """Each device's state from the registry and its unresolved alerts, never from readings:
     an offline rule's alert (alert_rules' type 'offline', through the alert_rule_types view;
     the packaged file's offline rules while none was loaded) → 1 offline, any other → 2
-    alerting, none → 0 ok. Offline wins: a silent device's other alerts are stale."""
+    alerting, none → 0 ok. Offline wins: a silent device's other alerts are stale.
+
+    Every device in scope is a row (71k at city scale) and moving rows to Grafana is most of
+    the cost (the server's part is ~30 ms): so few, short columns — the kind's code (the
+    panel's value mappings name it), the district's code, and one `alert` text (worst open
+    alert, how many, since when) that is NULL for the ~95 % of devices with none."""
     defaults = ", ".join(f"'{r}'" for r in default_offline_rules())
     return f"""WITH offline_rules AS (
     SELECT rule_id FROM alert_rule_types WHERE type = 'offline'
@@ -66,10 +76,11 @@ def device_state_sql() -> str:
     WHERE a.status <> 'resolved' AND a.device_id IS NOT NULL
     GROUP BY a.device_id
 )
-SELECT d.device_id, kt.kind_title AS kind, d.district, d.lat, d.lon,
+SELECT d.device_id, d.kind, d.district, d.lat, d.lon,
        CASE WHEN o.offline THEN 1 WHEN o.n > 0 THEN 2 ELSE 0 END AS state,
-       coalesce(o.n, 0) AS open_alerts, o.worst AS alert, o.since
-FROM devices d LEFT JOIN oa o USING (device_id) JOIN {kind_titles_sql()} USING (kind)
+       o.worst || CASE WHEN o.n > 1 THEN '（共 ' || o.n || ' 条 open）' ELSE '' END
+       || ' · ' || to_char(o.since AT TIME ZONE '{TZ}', 'MM-DD HH24:MI') AS alert
+FROM devices d LEFT JOIN oa o USING (device_id)
 WHERE d.kind IN ($kind) AND d.district IN ($district) AND d.status IN ('active', 'maintenance')"""
 
 
@@ -127,6 +138,8 @@ def device_map() -> Geomap:
         "1": ValueMappingResult(text="离线 offline", color="#8e8e8e", index=1),
         "2": ValueMappingResult(text="告警 alerting", color="red", index=2),
     }
+    # The query sends the kind's code (short rows); the tooltip shows its name.
+    kinds = {k: ValueMappingResult(text=SPECS[k].title, index=3 + i) for i, k in enumerate(KINDS)}
     markers = (
         MapLayerOptions()
         .type("markers")
@@ -144,6 +157,24 @@ def device_map() -> Geomap:
             }
         )
     )
+    outlines = (
+        MapLayerOptions()
+        .type("geojson")
+        .name("区界（近似）District outlines (approximate)")
+        .config(
+            {
+                "src": OUTLINES_SRC,
+                "rules": [],
+                "style": {
+                    "color": {"fixed": "#5794F2"},
+                    "opacity": 0.08,
+                    "lineWidth": 2,
+                    "text": {"mode": "field", "field": "name", "fixed": ""},
+                    "textConfig": {"fontSize": 12, "textAlign": "center"},
+                },
+            }
+        )
+    )
     return (
         Geomap()
         .id(5)
@@ -152,8 +183,8 @@ def device_map() -> Geomap:
             "离线：有未解决的离线告警；告警：有其他未解决告警。Offline: an unresolved offline "
             "alert (the alert engine's rule: two heartbeats plus the kind's grace); alerting: "
             "any other unresolved alert; ok: none. Read from the registry and the alerts, not "
-            "the readings: the map shows now, whatever the time range. Districts have no "
-            "outlines yet: the registry holds no district geometry."
+            "the readings: the map shows now, whatever the time range. District outlines "
+            "are approximate (from the simulator's layout, dashboards/geo/), not surveyed."
         )
         .datasource(PG)
         .span(24)
@@ -161,9 +192,9 @@ def device_map() -> Geomap:
         # The SDK types lat/lon as int; Grafana reads any number.
         .view(MapViewConfig().id("coords").lat(CENTRE[0]).lon(CENTRE[1]).zoom(10))  # type: ignore[arg-type]
         .basemap(MapLayerOptions().type("default").name("底图 Basemap"))
-        .layers([markers])
+        .layers([outlines, markers])  # outlines under the devices
         .tooltip(TooltipOptions().mode(TooltipMode.DETAILS))  # device, kind, worst open alert
-        .mappings([ValueMap(options=states)])
+        .mappings([ValueMap(options=states | kinds)])
         .thresholds(thresholds((None, "green"), (1, "#8e8e8e"), (2, "red")))
         .with_target(SQL(device_state_sql(), table=True))
     )

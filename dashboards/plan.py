@@ -165,15 +165,29 @@ def per_district() -> Table:
         .id(4)
         .title("各区进度 Per district ($target)")
         .description(
-            "The chosen target in each chosen district of its scope, worst first; the list "
-            "behind a value: GET /kpis/{key}/items?scope=DISTRICT."
+            "The chosen target in each chosen district of its scope, worst first; click a "
+            "district for the list behind its value: GET /kpis/{key}/items?scope=DISTRICT."
         )
         .datasource(PG)
         .span(8)
         .height(8)
         .with_target(SQL(q.districts_sql(), table=True))
     )
-    return _coloured_status(panel)
+    return _coloured_status(panel).override_by_name(
+        "区 district",
+        [
+            DynamicConfigValue(
+                id_val="links",
+                value=[
+                    _link(
+                        "清单 GET /kpis/{key}/items?scope=DISTRICT",
+                        "${api}/kpis/${__data.fields.kpi}/items"
+                        '?scope=${__data.fields["代码 code"]}',
+                    )
+                ],
+            )
+        ],
+    )
 
 
 def board() -> Dashboard:

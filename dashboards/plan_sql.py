@@ -129,7 +129,8 @@ def districts_sql() -> str:
 SELECT dd.name_zh || ' ' || dd.name_en AS "区 district", round(s.value::numeric, 2)
        AS "当前值 value", {line()} AS "目标线 line", s.status AS "状态 status",
        round(({GAP})::numeric, 2) AS "差距 gap", s.numerator AS "分子 numerator",
-       s.denominator AS "分母 denominator", s.day AS "数据日 as of"
+       s.denominator AS "分母 denominator", s.day AS "数据日 as of",
+       dd.code AS "代码 code", s.kpi
 FROM s JOIN districts dd ON dd.code = s.kscope
 WHERE s.id = '$target'
 ORDER BY {GAP} DESC NULLS LAST, 1"""

@@ -1,6 +1,6 @@
 """Upsert the datasource, folders and every dashboard into a Grafana over its HTTP API.
 
-A thin httpx client over the five endpoints needed (grafana-client would bring
+A thin httpx client over the six endpoints needed (grafana-client would bring
 urllib3-future, which replaces urllib3 for every other package in the environment).
 Idempotent: what already matches is left alone, so a second push writes nothing. Every
 failure ends in one line (urbanwatch.errors): auth, version, conflicts, connection.
@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from psycopg.conninfo import conninfo_to_dict
 
-from dashboards.build import FOLDERS, load_json
+from dashboards.build import FOLDERS, HOME_UID, load_json
 from dashboards.panels import DATASOURCE_TYPE, DATASOURCE_UID
 from urbanwatch.errors import RuntimeProblem, UsageError
 
@@ -179,4 +179,24 @@ def push(grafana: Grafana, datasource: dict[str, Any] | None) -> PushReport:
         }
         grafana.call("POST", "/api/dashboards/db", body, f"dashboard {uid}")
         (report.created if current is None else report.updated).append(f"dashboard {uid}")
+    set_home(grafana, report)
     return report
+
+
+def set_home(grafana: Grafana, report: PushReport) -> None:
+    """Make the plan-progress board the organisation's home. PUT replaces every preference,
+    so the current ones (theme, timezone, ...) are sent back with the new home."""
+    what = f"home dashboard {HOME_UID}"
+    current = grafana.call("GET", "/api/org/preferences", what="organisation preferences")
+    if current is None:
+        raise RuntimeProblem(f"Grafana at {grafana.url} has no /api/org/preferences (404)")
+    if current.get("homeDashboardUID") == HOME_UID:
+        report.unchanged.append(what)
+        return
+    body = {k: v for k, v in current.items() if k != "homeDashboardId"}
+    if (
+        grafana.call("PUT", "/api/org/preferences", {**body, "homeDashboardUID": HOME_UID}, what)
+        is None
+    ):
+        raise RuntimeProblem(f"Grafana at {grafana.url} refused {what} (404): no such dashboard")
+    report.updated.append(what)

@@ -15,7 +15,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard as DashboardModel
 
-from dashboards.build import BOARDS, FOLDERS, JSON_DIR, load_json, stale_files
+from dashboards.build import BOARDS, FOLDERS, HOME_UID, JSON_DIR, load_json, stale_files
 from dashboards.macros import MacroError, QueryContext, expand, format_interval
 from dashboards.panels import DATASOURCE_TYPE, DATASOURCE_UID
 
@@ -244,3 +244,32 @@ def test_expander_refuses_what_grafana_refuses(sql, error):
 def test_used_variables_ignores_grafana_globals():
     assert used_variables("$__timeFilter(ts) AND d IN ($district) AND $__interval") == {"district"}
     assert not GRAFANA_GLOBALS & used_variables("$__interval_ms $__all")
+
+
+def test_grafanas_home_is_the_plan_progress_board():
+    """compose's Grafana opens on the board `push` makes home (HOME_UID): the plan's."""
+    grafana = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grafana"]
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    mounts = {v.split(":")[1]: ROOT / v.split(":")[0] for v in grafana["volumes"]}
+    root = next(m for m in mounts if home.startswith(m + "/"))
+    board = json.loads((mounts[root] / home[len(root) + 1 :]).read_text("utf-8"))
+    assert board["uid"] == HOME_UID == "uw-plan"
+    assert board["title"].startswith("规划进度")
+    # the landing board holds what issue #12 lists: T1–T10 with value, line, status,
+    # projection, days to deadline and clause; per district; history; worst; API links
+    sql = " ".join(t["rawSql"] for p in panels(board) for t in p.get("targets", []))
+    for column in (
+        "当前值 value",
+        "目标线 line",
+        "状态 status",
+        "截止预测 projection",
+        "距截止（天）days to deadline",
+        "条款 clause",
+        "区 district",
+        "差距 gap",
+    ):
+        assert column in sql, column
+    titles = " ".join(p["title"] for p in panels(board))
+    assert "History" in titles and "Worst districts" in titles and "Per district" in titles
+    links = json.dumps(board)
+    assert "${api}/targets/" in links and "${api}/kpis/" in links

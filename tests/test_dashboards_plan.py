@@ -114,6 +114,16 @@ def test_target_ids_link_to_the_api():
     assert url == '${api}/kpis/${__value.raw}/items?scope=${__data.fields["范围 scope"]}'
     columns = re.findall(r'AS "([^"]+)"', panel["targets"][0]["rawSql"])
     assert "范围 scope" in columns
+    per_district = _panel("uw-plan", 4)
+    link = next(
+        o
+        for o in per_district["fieldConfig"]["overrides"]
+        if o["matcher"]["options"] == "区 district"
+    )
+    url = link["properties"][0]["value"][0]["url"]
+    assert url == '${api}/kpis/${__data.fields.kpi}/items?scope=${__data.fields["代码 code"]}'
+    columns = re.findall(r'AS "([^"]+)"|s\.(kpi)\b', per_district["targets"][0]["rawSql"])
+    assert {"代码 code", "kpi"} <= {a or b for a, b in columns}
     board = next(b for _f, b in load_json() if b["uid"] == "uw-plan")
     assert {x["url"] for x in board["links"]} == {"${api}/kpis", "${api}/targets"}
     assert any(v["name"] == "api" for v in board["templating"]["list"])

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dashboards.build import FOLDERS, load_json
+from dashboards.build import FOLDERS, HOME_UID, load_json
 from dashboards.panels import DATASOURCE_UID
 from dashboards.push import Grafana, datasource_body, push
 from tests.conftest import _free_port
@@ -34,6 +34,15 @@ class FakeGrafana(ThreadingHTTPServer):
         self.datasources: dict[str, dict[str, Any]] = {}
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, dict[str, Any]] = {}
+        # Grafana 11's GET /api/org/preferences of a fresh organisation, a theme chosen.
+        self.preferences: dict[str, Any] = {
+            "theme": "dark",
+            "homeDashboardId": 0,
+            "homeDashboardUID": "",
+            "timezone": "browser",
+            "weekStart": "",
+            "language": "zh-Hans",
+        }
         self.requests: list[tuple[str, str]] = []
         self.faults: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self.problems: list[str] = []  # requests Grafana would reject as malformed
@@ -108,6 +117,19 @@ class Handler(BaseHTTPRequestHandler):
                 "meta": {"folderUid": body["folderUid"]},
             }
             return 200, {"status": "success", "uid": board["uid"], "version": version}
+        if path == "/api/org/preferences":
+            if method == "GET":
+                return 200, g.preferences
+            uid = body.get("homeDashboardUID")
+            if uid not in g.dashboards:  # Grafana resolves the uid to a dashboard id
+                return 404, {"message": "Dashboard not found"}
+            if "homeDashboardId" in body and body["homeDashboardId"] != 0:
+                g.problems.append("home set by a stale id next to the uid")
+            # PUT replaces every preference: what the body leaves out is reset.
+            g.preferences = {
+                k: body.get(k, "") for k in g.preferences if k != "homeDashboardId"
+            } | {"homeDashboardId": 3}
+            return 200, {"message": "Preferences updated"}
         return 404, {"message": "Not found"}
 
     def do_GET(self) -> None:
@@ -139,7 +161,12 @@ def test_push_creates_everything_then_writes_nothing_more(grafana):
     report = run_push(grafana)
     boards = load_json()
     assert len(report.created) == 1 + len(FOLDERS) + len(boards)
+    assert report.updated == [f"home dashboard {HOME_UID}"]
     assert grafana.problems == []
+    # The plan board is home; the organisation's other preferences are kept.
+    assert grafana.preferences["homeDashboardUID"] == HOME_UID == "uw-plan"
+    assert grafana.preferences["theme"] == "dark"
+    assert grafana.preferences["language"] == "zh-Hans"
     source = grafana.datasources[DATASOURCE_UID]
     assert source["url"] == "db:5432" and source["user"] == "grafana"
     assert source["jsonData"]["database"] == "urbanwatch"
@@ -151,6 +178,7 @@ def test_push_creates_everything_then_writes_nothing_more(grafana):
     grafana.requests.clear()
     again = push(Grafana(grafana.url, TOKEN), None)  # no --db-url: datasource left alone
     assert again.created == again.updated == []
+    assert f"home dashboard {HOME_UID}" in again.unchanged
     assert grafana.writes() == []
     assert all(v["dashboard"]["version"] == 1 for v in grafana.dashboards.values())
 
@@ -161,7 +189,7 @@ def test_a_changed_dashboard_or_folder_title_is_written_again(grafana):
     grafana.folders["uw-operations"]["title"] = "renamed"
     grafana.requests.clear()
     report = run_push(grafana, db_url=None)
-    assert report.updated == ["folder uw-operations", "dashboard uw-water"]
+    assert report.updated == ["folder uw-operations", "dashboard uw-water"]  # home unchanged
     assert grafana.writes() == [
         ("PUT", "/api/folders/uw-operations"),
         ("POST", "/api/dashboards/db"),
@@ -175,6 +203,33 @@ def test_a_given_password_is_always_sent(grafana):
     report = run_push(grafana)
     assert report.updated == ["datasource urbanwatch"]
     assert grafana.writes() == [("PUT", f"/api/datasources/uid/{DATASOURCE_UID}")]
+
+
+def test_home_set_elsewhere_is_put_back_and_a_refusal_is_one_line(grafana):
+    run_push(grafana)
+    grafana.preferences["homeDashboardUID"] = "uw-live"  # changed in the UI
+    grafana.requests.clear()
+    report = run_push(grafana, db_url=None)
+    assert report.updated == [f"home dashboard {HOME_UID}"]
+    assert grafana.writes() == [("PUT", "/api/org/preferences")]
+    assert grafana.preferences["homeDashboardUID"] == HOME_UID
+    grafana.preferences["homeDashboardUID"] = ""
+    grafana.faults[("PUT", "/api/org/preferences")] = (403, {"message": "permission denied"})
+    with pytest.raises(RuntimeProblem) as err:
+        run_push(grafana, db_url=None)
+    assert "home dashboard uw-plan" in str(err.value) and "403" in str(err.value)
+    assert "\n" not in str(err.value)
+    del grafana.faults[("PUT", "/api/org/preferences")]
+    grafana.dashboards.pop(HOME_UID)  # lost after its GET: Grafana answers the PUT with 404
+    grafana.faults[("GET", f"/api/dashboards/uid/{HOME_UID}")] = (
+        200,
+        {
+            "dashboard": next(b for _f, b in load_json() if b["uid"] == HOME_UID),
+            "meta": {"folderUid": "uw-operations"},
+        },
+    )
+    with pytest.raises(RuntimeProblem, match=r"404.*no such dashboard"):
+        run_push(grafana, db_url=None)
 
 
 def test_wrong_token_is_one_line_about_auth(grafana):

@@ -328,6 +328,32 @@ def test_device_map_state_comes_from_open_alerts_not_readings(reader):
         assert _scanned_readings(conn, sql) == [], range_name
 
 
+def test_device_map_rows_are_short_and_name_the_worst_alert(reader):
+    """Kinds as codes the panel's value mappings name; `alert` only where one is open: the
+    worst one's title, how many, since when (local time)."""
+    conn, timescaledb = reader
+    panel, target = _board_target("uw-live", 5)
+    sql = expand(target["rawSql"], context(panel, "6h", timescaledb, all_values(conn)))
+    columns, rows = run_as_grafana(conn, sql)
+    assert columns == ["device_id", "kind", "district", "lat", "lon", "state", "alert"]
+    mapped = panel["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    assert {r[1] for r in rows} <= set(KINDS) <= set(mapped)
+    worst = dict(
+        conn.execute(
+            """SELECT DISTINCT ON (device_id) device_id, title FROM alerts
+               WHERE status <> 'resolved' AND device_id IS NOT NULL
+               ORDER BY device_id, array_position(ARRAY['critical', 'alarm', 'warning',
+                        'info'], severity), opened_at"""
+        ).fetchall()
+    )
+    for device_id, *_rest, state, alert in rows:
+        if device_id in worst:
+            assert state in (1, 2) and alert.startswith(worst[device_id])
+            assert re.search(r" · \d\d-\d\d \d\d:\d\d$", alert), alert
+        else:
+            assert state == 0 and alert is None
+
+
 def test_device_map_reads_offline_rules_from_the_loaded_rule_set(reader):
     """Once a rule set is loaded, its offline rules decide (a renamed one counts, a
     packaged id that is no longer an offline rule does not); a resolved alert counts not."""
