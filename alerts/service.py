@@ -210,8 +210,7 @@ class AlertService:
         states = self.engine.take_dirty()
         if changes or states:
             with self.conn.transaction():
-                for change in changes:
-                    q.apply_change(self.conn, change, self.engine.rules.reopen_within_s)
+                q.apply_changes(self.conn, changes, self.engine.rules.reopen_within_s)
                 q.save_states(self.conn, states)
             self.conn.commit()
         if self.client is not None:
