@@ -4,12 +4,11 @@ work windows and expected-value profiles."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import json
 
 import orjson
 import psycopg
