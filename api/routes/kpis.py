@@ -10,11 +10,11 @@ from pydantic import BaseModel
 
 from api.auth import Principal, require
 from api.deps import Conn
+from api.routes.targets import value_cache
 from urbanwatch.identity.roles import Role
 from urbanwatch.kpi import snapshot
 from urbanwatch.kpi.base import effective_config, load_all
 from urbanwatch.kpi.cli import today_local
-from api.routes.targets import value_cache
 from urbanwatch.plan.report import build_report
 from urbanwatch.plan.values import Values
 from urbanwatch.queries import kpi as queries
