@@ -15,11 +15,11 @@ from datetime import date, datetime, time, timedelta
 import psycopg
 from psycopg.rows import class_row
 
-from urbanwatch.queries.kpi import _scoped
+from urbanwatch.queries.kpi import Fact, _scoped
 
 
 @dataclass(frozen=True, slots=True)
-class FacilityFact:
+class FacilityFact(Fact):
     facility_id: str
     facility_type: str
     district: str
@@ -43,7 +43,7 @@ class FacilityFact:
 
 
 @dataclass(frozen=True, slots=True)
-class SegmentFact:
+class SegmentFact(Fact):
     segment_id: str
     district: str
     road_name: str
@@ -56,7 +56,7 @@ class SegmentFact:
 
 
 @dataclass(frozen=True, slots=True)
-class FaultFact:
+class FaultFact(Fact):
     """A lamp alarm (severity ≥ alarm) on a device, or on a circuit (subject) when
     `device_id` is empty; `closed_at` is when it cleared or was resolved (None: still open)."""
 
@@ -68,7 +68,7 @@ class FaultFact:
 
 
 @dataclass(frozen=True, slots=True)
-class SampleFact:
+class SampleFact(Fact):
     device_id: str
     active_power_w: float | None
     light_state_pct: float | None
