@@ -215,3 +215,32 @@ def test_cached_answers_are_the_uncached_answers(api, database_url, conn, edits)
         (expected,) = uncached(database_url, worst=True, ids={"T6a"})
         assert summary(detail) == row_summary(expected)
         assert [d["code"] for d in detail["worst_districts"]] == [w.code for w in expected.worst]
+
+
+def versions(conn: psycopg.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT area, version FROM plan_input_versions").fetchall())
+
+
+def test_a_counter_moves_once_per_committed_transaction_that_changes_its_inputs(conn):
+    start = versions(conn)
+    assert set(start) == {"ledgers", "alerts"}
+    with conn.transaction():
+        for i in range(3):
+            hazard(conn, i, "wenfeng", rectified=False)
+        lamp(conn, 1, "beiguan", defect=True)
+    assert versions(conn) == {**start, "ledgers": start["ledgers"] + 1}
+    with pytest.raises(RuntimeError), conn.transaction():
+        hazard(conn, 9, "wenfeng", rectified=True)
+        raise RuntimeError("rolled back")
+    assert versions(conn) == {**start, "ledgers": start["ledgers"] + 1}  # nothing committed
+    alarm(conn, 1)
+    opened = versions(conn)
+    assert opened["alerts"] == start["alerts"] + 1
+    # The engine's bookkeeping of an open alert is no KPI input: no bump.
+    conn.execute("UPDATE alerts SET updated_at = now(), detail = '{\"n\": 2}' WHERE id > 0")
+    assert versions(conn) == opened
+    conn.execute("UPDATE alerts SET cleared_at = opened_at + interval '1 hour' WHERE id > 0")
+    assert versions(conn)["alerts"] == opened["alerts"] + 1
+    conn.execute("TRUNCATE hidden_dangers")
+    assert versions(conn)["ledgers"] == opened["ledgers"] + 1
+    assert conn.execute("SELECT count(*) FROM plan_input_versions").fetchone()[0] == 2
