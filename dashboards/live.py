@@ -215,7 +215,7 @@ def ingest_lag_sql() -> str:
     ranges up to six hours (SHORT): the histograms are unnested row by row."""
     where = f"$__timeFilter(minute) AND kind IN ($kind) AND {SHORT}"
     return f"""WITH h AS (
-    SELECT minute, kind, i, sum(n) AS n
+    SELECT minute, kind, i, sum(n)::integer AS n
     FROM ingest_minutes, unnest(lag_hist) WITH ORDINALITY AS u (n, i)
     WHERE {where} GROUP BY 1, 2, 3
 ), c AS (
