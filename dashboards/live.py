@@ -208,30 +208,34 @@ def _per_kind(template: str) -> str:
     return "\nUNION ALL\n".join(branches)
 
 
+# Buckets of ingest_minutes.lag_hist: as many as ingest_lag_bounds() has bounds (migration
+# 029; tests/test_ingest_minutes.py checks they agree).
+LAG_BUCKETS = 15
+
+
 def ingest_lag_sql() -> str:
     """p95 of received_at − ts per minute and kind from ingest_minutes' histograms (summed
-    over workers): the upper bound of the bucket where the running count reaches 95 %,
-    capped by the minute's largest lag (ingest_lag_bounds(), migration 029). Only for
-    ranges up to six hours (SHORT): the histograms are unnested row by row."""
-    where = f"$__timeFilter(minute) AND kind IN ($kind) AND {SHORT}"
-    return f"""WITH h AS (
-    SELECT minute, kind, i, sum(n)::integer AS n
-    FROM ingest_minutes, unnest(lag_hist) WITH ORDINALITY AS u (n, i)
-    WHERE {where} GROUP BY 1, 2, 3
-), c AS (
-    SELECT minute, kind, i, sum(n) OVER (PARTITION BY minute, kind ORDER BY i) AS below,
-           sum(n) OVER (PARTITION BY minute, kind) AS total
-    FROM h
-), p AS (
-    SELECT DISTINCT ON (minute, kind) minute, kind, i FROM c
-    WHERE total > 0 AND below >= 0.95 * total ORDER BY minute, kind, i
-), mx AS (
-    SELECT minute, kind, max(lag_max) AS lag_max FROM ingest_minutes
-    WHERE {where} GROUP BY 1, 2
-)
-SELECT $__timeGroupAlias(p.minute, '1m'), kt.kind_title AS metric,
-       greatest(least((ingest_lag_bounds())[p.i], mx.lag_max), 0) AS value
-FROM p JOIN mx USING (minute, kind) JOIN {kind_titles_sql()} USING (kind)
+    over workers): the upper bound (ingest_lag_bounds(), migration 029) of the first bucket
+    where the running count reaches 95 % of the readings, capped by the minute's largest
+    lag. One pass of plain aggregates: no unnest, no window. Ranges up to six hours."""
+    sums = ",\n           ".join(
+        f"sum(lag_hist[{i}])::bigint AS s{i}" for i in range(1, LAG_BUCKETS + 1)
+    )
+    running = [" + ".join(f"s{j}" for j in range(1, i + 1)) for i in range(1, LAG_BUCKETS + 1)]
+    case = "\n                 ".join(
+        f"WHEN {r} >= 0.95 * n THEN {i}" for i, r in enumerate(running, 1)
+    )
+    return f"""SELECT $__timeGroupAlias(minute, '1m'), kt.kind_title AS metric,
+       greatest(least((ingest_lag_bounds())[
+           CASE {case} END], lag_max), 0) AS value
+FROM (
+    SELECT minute, kind, max(lag_max) AS lag_max, sum(readings) AS n,
+           {sums}
+    FROM ingest_minutes
+    WHERE $__timeFilter(minute) AND kind IN ($kind) AND {SHORT}
+    GROUP BY 1, 2
+) h JOIN {kind_titles_sql()} USING (kind)
+WHERE n > 0
 ORDER BY 1"""
 
 
