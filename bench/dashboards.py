@@ -100,7 +100,7 @@ EVENTS_DAY_SQL = """INSERT INTO manhole_readings (ts, device_id, received_at, ms
 SELECT t, 'manhole-' || lpad(i::text, 6, '0'), t + INTERVAL '2 s', 'alarm', 1, false, 0.3, 12,
        3.5
 FROM generate_series(%(dayno)s %% 500, %(n)s - 1, 500) i, generate_series(8, 19) h,
-     LATERAL (SELECT %(day)s::timestamptz + h * INTERVAL '1 hour' + INTERVAL '30 min') x(t)"""
+     LATERAL (SELECT %(day)s::timestamptz + h * INTERVAL '1 hour' + INTERVAL '30 min 0.5 s') x(t)"""
 INFO_SQL = """CREATE TABLE bench_fill AS
 SELECT %(start)s::timestamptz AS start, %(end)s::timestamptz AS "end", %(days)s AS days"""
 
