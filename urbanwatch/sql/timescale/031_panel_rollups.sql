@@ -13,7 +13,7 @@ CREATE INDEX IF NOT EXISTS manhole_hourly_events_idx ON manhole_hourly (bucket)
 --    `dma_id` attribute, NULL without one), attributed as registered when the hour is
 --    materialized. A database migrated with readings in it gets the older hours with
 --    `urbanwatch rollup` (the policy looks 4 days back).
-CREATE MATERIALIZED VIEW IF NOT EXISTS watermeter_dma_hourly
+CREATE MATERIALIZED VIEW watermeter_dma_hourly
     WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket(INTERVAL '1 hour', r.ts) AS bucket, d.district, d.attrs->>'dma_id' AS dma_id,
        count(*) AS n,
