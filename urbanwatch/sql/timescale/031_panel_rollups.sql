@@ -6,6 +6,8 @@
 --    over exactly the panel's condition (dashboards/manhole.py events_sql, docs/domain.md
 --    §2.3); TimescaleDB puts it on the aggregate's materialization hypertable.
 CREATE INDEX IF NOT EXISTS manhole_hourly_events_idx ON manhole_hourly (bucket)
+    INCLUDE (device_id, min_water_distance_m, max_ch4_pct_lel, max_h2s_ppm, max_co_ppm,
+             min_o2_pct_vol)
     WHERE min_water_distance_m <= 0.5 OR max_ch4_pct_lel >= 10 OR max_h2s_ppm >= 7
        OR max_co_ppm >= 17 OR min_o2_pct_vol < 19.5;
 
