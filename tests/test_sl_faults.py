@@ -24,28 +24,47 @@ def every(step: float, *readings: dict[str, Any]) -> list[tuple[float, dict[str,
 
 RELAY_CASES = [
     ("stuck closed by day: 2 reports", DAY, [STUCK_CLOSED, STUCK_CLOSED], [(OPEN, 900)]),
-    ("stuck closed: one report is not enough", DAY, [STUCK_CLOSED, {**OFF, "active_power_w": 0.3}], []),
+    (
+        "stuck closed: one report is not enough",
+        DAY,
+        [STUCK_CLOSED, {**OFF, "active_power_w": 0.3}],
+        [],
+    ),
     ("stuck open at night: 2 reports", NIGHT, [STUCK_OPEN, STUCK_OPEN, STUCK_OPEN], [(OPEN, 900)]),
     (
         "stuck closed, then obeys on 2 reports",
         DAY,
-        [STUCK_CLOSED, STUCK_CLOSED, {**OFF, "active_power_w": 0.3}, {**OFF, "active_power_w": 0.2}],
+        [
+            STUCK_CLOSED,
+            STUCK_CLOSED,
+            {**OFF, "active_power_w": 0.3},
+            {**OFF, "active_power_w": 0.2},
+        ],
         [(OPEN, 900), (CLEAR, 2700)],
     ),
     (
         "one obeying report between faults does not clear",
         DAY,
-        [STUCK_CLOSED, STUCK_CLOSED, {**OFF, "active_power_w": 0.3}, STUCK_CLOSED,
-         {**OFF, "active_power_w": 0.3}],
+        [
+            STUCK_CLOSED,
+            STUCK_CLOSED,
+            {**OFF, "active_power_w": 0.3},
+            STUCK_CLOSED,
+            {**OFF, "active_power_w": 0.3},
+        ],
         [(OPEN, 900)],
-    ),  # fmt: skip
+    ),
     (
         "stuck open clears when the feedback closes on 2 reports",
         NIGHT,
-        [STUCK_OPEN, STUCK_OPEN, {**ON, "active_power_w": 95.0, "relay_feedback": "closed"},
-         {**ON, "active_power_w": 95.0, "relay_feedback": "closed"}],
+        [
+            STUCK_OPEN,
+            STUCK_OPEN,
+            {**ON, "active_power_w": 95.0, "relay_feedback": "closed"},
+            {**ON, "active_power_w": 95.0, "relay_feedback": "closed"},
+        ],
         [(OPEN, 900), (CLEAR, 2700)],
-    ),  # fmt: skip
+    ),
     (
         "commanded on, no power, relay closed: the lamp, not the relay",
         NIGHT,
@@ -86,11 +105,31 @@ FINE = {"driver_thermal_derating": False, "driver_thermal_shutdown": False,
         "driver_gear_failure": False}  # fmt: skip
 DRIVER_CASES = [
     ("SL_DRIVER_DERATING", "immediate", [DERATE], [(OPEN, 0)]),
-    ("SL_DRIVER_DERATING", "clears after 2 clean reports", [DERATE, FINE, FINE], [(OPEN, 0), (CLEAR, 1800)]),
-    ("SL_DRIVER_DERATING", "one clean report is not enough", [DERATE, FINE, DERATE, FINE], [(OPEN, 0)]),
-    ("SL_DRIVER_DERATING", "absent flag changes nothing", [DERATE, {"active_power_w": 40.0}] * 2, [(OPEN, 0)]),
+    (
+        "SL_DRIVER_DERATING",
+        "clears after 2 clean reports",
+        [DERATE, FINE, FINE],
+        [(OPEN, 0), (CLEAR, 1800)],
+    ),
+    (
+        "SL_DRIVER_DERATING",
+        "one clean report is not enough",
+        [DERATE, FINE, DERATE, FINE],
+        [(OPEN, 0)],
+    ),
+    (
+        "SL_DRIVER_DERATING",
+        "absent flag changes nothing",
+        [DERATE, {"active_power_w": 40.0}] * 2,
+        [(OPEN, 0)],
+    ),
     ("SL_DRIVER_DERATING", "shutdown is not derating", [{"driver_thermal_shutdown": True}], []),
-    ("SL_DRIVER_FAULT", "thermal shutdown, immediate", [{"driver_thermal_shutdown": True}], [(OPEN, 0)]),
+    (
+        "SL_DRIVER_FAULT",
+        "thermal shutdown, immediate",
+        [{"driver_thermal_shutdown": True}],
+        [(OPEN, 0)],
+    ),
     ("SL_DRIVER_FAULT", "gear failure, immediate", [{"driver_gear_failure": True}], [(OPEN, 0)]),
     ("SL_DRIVER_FAULT", "derating alone is not a fault", [DERATE, DERATE], []),
     (
@@ -102,10 +141,13 @@ DRIVER_CASES = [
     (
         "SL_DRIVER_FAULT",
         "a controller reporting only the gear bit clears on it",
-        [{"driver_gear_failure": True}, {"driver_gear_failure": False},
-         {"driver_gear_failure": False}],
+        [
+            {"driver_gear_failure": True},
+            {"driver_gear_failure": False},
+            {"driver_gear_failure": False},
+        ],
         [(OPEN, 0), (CLEAR, 1800)],
-    ),  # fmt: skip
+    ),
     (
         "SL_DRIVER_FAULT",
         "still shut down: no clear",
@@ -132,7 +174,11 @@ def test_driver_rules(rule_id: str, case: str, readings: list[Any], expected: li
 
 def test_severities_and_debounce_are_the_domain_table() -> None:
     rules = {r.id: r for r in RULES.rules}
-    relay, derating, fault = rules["SL_RELAY_FAIL"], rules["SL_DRIVER_DERATING"], rules["SL_DRIVER_FAULT"]
+    relay, derating, fault = (
+        rules["SL_RELAY_FAIL"],
+        rules["SL_DRIVER_DERATING"],
+        rules["SL_DRIVER_FAULT"],
+    )
     assert (relay.severity, relay.count, relay.for_s) == ("alarm", 2, 0)
     assert (derating.severity, derating.count, derating.for_s) == ("warning", 1, 0)
     assert (fault.severity, fault.count, fault.for_s) == ("alarm", 1, 0)
@@ -162,5 +208,7 @@ def test_the_model_refuses_bad_values(field: str, value: Any, code: str) -> None
 
     model = READING_MODELS["streetlight"]
     with pytest.raises(ValidationError) as err:
-        model.model_validate({"ts": "2026-05-01T21:00:00+08:00", "active_power_w": 1.0, field: value})
+        model.model_validate(
+            {"ts": "2026-05-01T21:00:00+08:00", "active_power_w": 1.0, field: value}
+        )
     assert [(e["loc"], e["type"]) for e in err.value.errors()] == [((field,), code)]
