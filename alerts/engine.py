@@ -31,8 +31,11 @@ from urbanwatch.alerting import (
     note_seen,
     offline_after_s,
     offline_deadline,
+    offline_inputs,
 )
 from urbanwatch.queries.alerts import Change
+
+AFTER_KEPT = 65536  # offline after_s values kept (by their inputs); then they start afresh
 
 
 def partition_of(device_id: str, partitions: int) -> int:
@@ -79,6 +82,9 @@ class Engine:
         self._plans: dict[str, Plan] = {}
         self._shared: dict[str, Plan] = {}
         self._after: dict[str, float | None] = {}  # offline after_s when plan.offline_static
+        # else, when plan.offline_inputs: (id(plan), those inputs) -> (plan, after_s), for
+        # every device (the plan is kept in the value, so its id is not reused meanwhile)
+        self._after_by: dict[tuple[int, tuple[Any, ...]], tuple[Plan, float | None]] = {}
         self.rules = rules
         self._index_overrides()
         self.set_devices(devices)
@@ -103,6 +109,7 @@ class Engine:
         self._plans.clear()
         self._shared.clear()
         self._after.clear()
+        self._after_by.clear()
         for device_id in self.states:
             self.schedule(device_id)
 
@@ -178,9 +185,9 @@ class Engine:
         newest = state.last_ts is None or ts > state.last_ts
         transitions += evaluate_reading(plan, device, state, fields, ts, wall, extra)
         self.dirty.add(device.device_id)
-        self.schedule(device.device_id)
-        changes = self._changes(transitions)
-        if newest:
+        self._schedule(device.device_id, device, state, plan)
+        changes = self._changes(transitions) if transitions else []
+        if newest and self.detectors:
             for detector in self.detectors:
                 changes += detector.on_reading(device, fields, ts)
         return changes
@@ -221,15 +228,18 @@ class Engine:
         device, state = self.devices.get(device_id), self.states.get(device_id)
         if device is None or state is None:
             return
-        plan = self.plan(device)
-        times = [
-            t
-            for t in (next_timer(plan, state), self._offline_deadline(plan, device, state))
-            if t is not None
-        ]
-        if not times:
-            return  # an entry still queued wakes up, finds nothing due, and is dropped
-        due, current = min(times), self._scheduled.get(device_id)
+        self._schedule(device_id, device, state, self.plan(device))
+
+    def _schedule(self, device_id: str, device: Device, state: DeviceState, plan: Plan) -> None:
+        timer = next_timer(plan, state)
+        offline = self._offline_deadline(plan, device, state)
+        if timer is None:
+            if offline is None:
+                return  # an entry still queued wakes up, finds nothing due, and is dropped
+            due = offline
+        else:
+            due = timer if offline is None or timer < offline else offline
+        current = self._scheduled.get(device_id)
         # One live entry per device: an earlier one stays (it wakes, re-evaluates and
         # schedules the next); so a reading every second does not grow the heap.
         if current is None or due < current:
@@ -237,11 +247,21 @@ class Engine:
             heapq.heappush(self._heap, (due, device_id))
 
     def _offline_deadline(self, plan: Plan, device: Device, state: DeviceState) -> float | None:
-        if not plan.offline_static:
+        if not plan.offline_static and plan.offline_inputs is None:
             return offline_deadline(plan, device, state)
         if state.last_seen is None or state.offline:
             return None
-        if device.device_id in self._after:
+        if not plan.offline_static:  # after_s decided by a few inputs: one value per inputs
+            key = (id(plan), offline_inputs(plan, device, state))
+            kept = self._after_by.get(key)
+            if kept is not None and kept[0] is plan:
+                after = kept[1]
+            else:
+                after = offline_after_s(plan, device, state)
+                if len(self._after_by) >= AFTER_KEPT:
+                    self._after_by.clear()
+                self._after_by[key] = (plan, after)
+        elif device.device_id in self._after:
             after = self._after[device.device_id]
         else:
             after = self._after[device.device_id] = offline_after_s(plan, device, state)

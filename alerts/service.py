@@ -33,6 +33,7 @@ from alerts.session import Claim
 from urbanwatch import db
 from urbanwatch.alerting import Device, RuleSet, default_rules
 from urbanwatch.errors import RuntimeProblem
+from urbanwatch.mqtt_client import BatchClient, Publish
 from urbanwatch.queries import alerts as q
 from urbanwatch.queries import rules as rule_queries
 from urbanwatch.settings import Settings, mqtt_host_port
@@ -58,12 +59,13 @@ class AlertService:
         self.prefix = settings.mqtt_topic_prefix
         self.claim = Claim(settings.database_url, self.prefix, settings.alerts_partitions)
         self.detectors = detectors
-        self.inbox: queue.Queue[tuple[str, bytes, int, int, float]] = queue.Queue()
+        # (wall time received, the messages of one socket read): one put per read
+        self.inbox: queue.Queue[tuple[float, list[Publish]]] = queue.Queue()
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.stats = {"messages": 0, "readings": 0, "changes": 0, "skipped": 0}
         self.conn: psycopg.Connection | None = None
-        self.client: mqtt.Client | None = None
+        self.client: BatchClient | None = None
         self.engine: Engine | None = None
         self.rules_version: int | None = None
         self._kinds: dict[str, str] = {}
@@ -110,17 +112,17 @@ class AlertService:
         self._kinds.update({d: k for d, k, _, _ in rows})
         return [Device(d, k, district, attrs or {}) for d, k, district, attrs in rows]
 
-    def _parse(
-        self, batch: list[tuple[str, bytes, int, int, float]]
-    ) -> tuple[Parsed, dict[str, float]]:
+    def _parse(self, batch: list[tuple[float, list[Publish]]]) -> tuple[Parsed, dict[str, float]]:
         parsed, walls = Parsed(), {}
-        for topic, payload, _mid, _qos, wall in batch:
-            before_r, before_s = len(parsed.readings), len(parsed.status)
-            parse(self.prefix, topic, payload, self._kinds, parsed)
-            for r in parsed.readings[before_r:]:
+        prefix, kinds, readings, status = self.prefix, self._kinds, parsed.readings, parsed.status
+        for wall, messages in batch:
+            before_r, before_s = len(readings), len(status)
+            for m in messages:
+                parse(prefix, m.topic, m.payload, kinds, parsed)
+            for r in readings[before_r:]:
                 walls[r.device_id] = wall
-            for s in parsed.status[before_s:]:
-                walls[s.device_id] = wall
+            for st in status[before_s:]:
+                walls[st.device_id] = wall
         return parsed, walls
 
     def _learn(self, ids: set[str]) -> bool:
@@ -144,7 +146,7 @@ class AlertService:
         return bool(found)
 
     def _connect(self, client_id: str) -> None:
-        client = mqtt.Client(
+        client = BatchClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
@@ -157,6 +159,7 @@ class AlertService:
             )
         client.on_connect = self._on_connect
         client.on_message = self._on_message
+        client.on_publishes = self._on_publishes
         client.on_subscribe = self._on_subscribe
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.alerts_session_expiry_s
@@ -182,9 +185,13 @@ class AlertService:
             logger.error("broker refused a subscription: %s", codes)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        self.inbox.put(
-            (message.topic, bytes(message.payload), message.mid, message.qos, time.time())
-        )
+        """A message paho decoded itself (with properties, or split across reads)."""
+        m = Publish(message.topic, bytes(message.payload), message.mid, message.qos, message.dup)
+        self.inbox.put((time.time(), [m]))
+
+    def _on_publishes(self, publishes: list[Publish]) -> None:
+        """Every plain PUBLISH of one socket read (urbanwatch/mqtt_client.py)."""
+        self.inbox.put((time.time(), publishes))
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -210,15 +217,12 @@ class AlertService:
         states = self.engine.take_dirty()
         if changes or states:
             with self.conn.transaction():
-                for change in changes:
-                    q.apply_change(self.conn, change, self.engine.rules.reopen_within_s)
+                q.apply_changes(self.conn, changes, self.engine.rules.reopen_within_s)
                 q.save_states(self.conn, states)
             self.conn.commit()
-        if self.client is not None:
-            for _topic, _payload, mid, qos, _wall in batch:
-                if qos:
-                    self.client.ack(mid, qos)
-        self.stats["messages"] += len(batch)
+        if self.client is not None:  # one write for the batch's PUBACKs
+            self.client.ack_many(m.mid for _, messages in batch for m in messages if m.qos == 1)
+        self.stats["messages"] += sum(len(messages) for _, messages in batch)
         self.stats["changes"] += len(changes)
         self.stats["skipped"] += parsed.skipped
         self._maybe_reload(now)
@@ -229,16 +233,20 @@ class AlertService:
         wait = self.settings.alerts_flush_interval_s
         return wait if due is None else max(0.0, min(wait, due - time.time()))
 
-    def _take(self, timeout: float) -> list[tuple[str, bytes, int, int, float]]:
+    def _take(self, timeout: float) -> list[tuple[float, list[Publish]]]:
+        """The socket reads waiting (at least one, up to `timeout`), until they hold
+        ALERTS_BATCH_SIZE messages (a read is never split)."""
         try:
             batch = [self.inbox.get(timeout=timeout)]
         except queue.Empty:
             return []
-        while len(batch) < self.settings.alerts_batch_size:
+        size = len(batch[0][1])
+        while size < self.settings.alerts_batch_size:
             try:
                 batch.append(self.inbox.get_nowait())
             except queue.Empty:
                 break
+            size += len(batch[-1][1])
         return batch
 
     def _evaluate(self, parsed: Parsed, walls: dict[str, float]) -> list[q.Change]:

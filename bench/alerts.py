@@ -56,11 +56,15 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def throughput(readings: int) -> dict[str, Any]:
+# The simulator's start (epoch ms) of the throughput part: pinned, so that runs before and
+# after a change evaluate the same readings (the city at 2026-12-01 00:00 Asia/Shanghai).
+THROUGHPUT_START_MS = 1_796_054_400_000
+
+
+def throughput(readings: int, start: int = THROUGHPUT_START_MS) -> dict[str, Any]:
     fleet = make_fleet(1, "city")
     devices = [Device(d.device_id, d.kind, d.district, d.row()) for d in fleet.devices]
     kinds = {d.device_id: d.kind for d in devices}
-    start = int(time.time() * 1000) - 6 * 3600 * 1000
     world = build_world(fleet, start, start + 6 * 3600 * 1000, None, True)
     sim = Simulation(fleet, world, start, stagger_s=1800)
     messages = []

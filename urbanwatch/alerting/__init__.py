@@ -14,6 +14,7 @@ from urbanwatch.alerting.evaluate import (
     note_seen,
     offline_after_s,
     offline_deadline,
+    offline_inputs,
 )
 from urbanwatch.alerting.loader import RuleFileError, default_rules, parse_rules
 from urbanwatch.alerting.model import Override, Rule, RuleSet, effective_rule
@@ -39,5 +40,6 @@ __all__ = [
     "note_seen",
     "offline_after_s",
     "offline_deadline",
+    "offline_inputs",
     "parse_rules",
 ]

@@ -151,7 +151,8 @@ def generate(tree: ast.expr) -> Callable[[Any], Any] | None:
         result = gen.emit(tree, 1)
         source = "\n".join(["def _expr(env):", "    _get = env.get", *gen.lines])
         source += f"\n    return {result}\n"
-        code = compile(source, "<condition>", "exec")
+        # a name per condition: profilers tell the conditions apart
+        code = compile(source, f"<condition {ast.unparse(tree)[:60]}>", "exec")
     except (SyntaxError, RecursionError, MemoryError, ValueError, TypeError):
         return None
     scope: dict[str, Any] = {

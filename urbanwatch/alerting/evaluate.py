@@ -20,11 +20,9 @@ from urbanwatch.kinds import SPECS
 from urbanwatch.sun import LampClock
 
 LOCAL_OFFSET_S = 8 * 3600  # Asia/Shanghai, no daylight saving
-_CLOCK = LampClock()
+_CLOCK = LampClock()  # memoises sunrise/sunset per local day (pure)
 _TRIGGERING = frozenset({"idle", "pending"})
-_CADENCE = frozenset(
-    {"heartbeat_s", "report_s", "fast_s", "urgent_s", "grace_s"}
-)  # memoises sunrise/sunset per local day (pure)
+_CADENCE = frozenset({"heartbeat_s", "report_s", "fast_s", "urgent_s", "grace_s"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,9 @@ class Plan:
     # the offline rule's after_s reads only attrs, params and the kind's cadence: one value
     # per device, which the engine may keep instead of evaluating it on every reading
     offline_static: bool = False
+    # else, when it reads only bare names besides attrs and params: those names, whose
+    # values (`offline_inputs`) decide it; the engine keeps the last value per device
+    offline_inputs: tuple[str, ...] | None = None
 
 
 def make_plan(rules: Iterable[Rule]) -> Plan:
@@ -88,21 +89,40 @@ def make_plan(rules: Iterable[Rule]) -> Plan:
             for ns, name in compile_expr(offline.after_s).names
         )
     )
-    return Plan(enabled, reading, offline, keep, frozenset(held), tuple(steps), static)
+    inputs = None
+    if offline is not None and offline.after_s is not None and not static:
+        names = compile_expr(offline.after_s).names
+        if all(ns in (None, "attrs", "params") for ns, _ in names):
+            # the cadence is the kind's (one per plan): not an input
+            inputs = tuple(sorted(n for ns, n in names if ns is None and n not in _CADENCE))
+            inputs += tuple(sorted(f"attrs.{n}" for ns, n in names if ns == "attrs"))
+    return Plan(enabled, reading, offline, keep, frozenset(held), tuple(steps), static, inputs)
+
+
+_KIND_CONTEXT: dict[str, dict[str, Any]] = {}
+
+
+def _kind_context(kind: str) -> dict[str, Any]:
+    """The context names that are fixed per kind (its cadence), built once."""
+    base = _KIND_CONTEXT.get(kind)
+    if base is None:
+        cadence = SPECS[kind].cadence
+        base = _KIND_CONTEXT[kind] = {
+            "local_hour": 0,
+            "heartbeat_s": cadence.heartbeat_s,
+            "report_s": cadence.report_s,
+            "fast_s": cadence.fast_s,
+            "urgent_s": cadence.urgent_s,
+            "grace_s": cadence.grace_s,
+            "work_window": False,
+        }
+    return base
 
 
 def context(kind: str, fields: Mapping[str, Any], ts: float) -> dict[str, Any]:
     """The bare context names (model.CONTEXT_NAMES) for a reading of `kind` at `ts`."""
-    cadence = SPECS[kind].cadence
-    ctx: dict[str, Any] = {
-        "local_hour": int((ts + LOCAL_OFFSET_S) % 86400 // 3600),
-        "heartbeat_s": cadence.heartbeat_s,
-        "report_s": cadence.report_s,
-        "fast_s": cadence.fast_s,
-        "urgent_s": cadence.urgent_s,
-        "grace_s": cadence.grace_s,
-        "work_window": False,
-    }
+    ctx = _kind_context(kind).copy()
+    ctx["local_hour"] = int((ts + LOCAL_OFFSET_S) % 86400 // 3600)
     if kind == "streetlight":
         ctx["expected_on"] = _CLOCK.is_on(int(ts * 1000))
         pct = fields.get("light_state_pct")
@@ -188,14 +208,8 @@ def evaluate_reading(
         # A condition that is unknown without a field the reading lacks changes nothing
         # (codegen.strict_names): skip it, with its windows and its idle state.
         need = need_on if rs is None or rs.phase in _TRIGGERING else need_off
-        if need:
-            missing = False
-            for name in need:
-                if get(name) is None:
-                    missing = True
-                    break
-            if missing:
-                continue
+        if need and None in map(get, need):
+            continue
         env["params"] = rule.params
         if rule.windows:
             env["win"] = _windows(rule, state, ts, seen)
@@ -346,6 +360,35 @@ def note_seen(
         return [Transition(rule, device, "clear", wall, wall, rule.severity, {})]
     state.offline = False
     return []
+
+
+def offline_inputs(plan: Plan, device: Device, state: DeviceState) -> tuple[Any, ...]:
+    """The values of the bare names and attributes the offline rule's after_s reads
+    (`plan.offline_inputs`) as `offline_after_s` sees them, and their types: with the
+    plan's params they decide its value."""
+    last, kind, ts = state.last, device.kind, state.last_ts or 0.0
+    attrs = device.attrs
+    values = [
+        attrs.get(n[6:])
+        if n.startswith("attrs.")
+        else last[n]
+        if n in last
+        else _context_value(kind, n, last, ts)
+        for n in plan.offline_inputs or ()
+    ]
+    return (*values, *map(type, values))  # typed: True == 1, but not in a condition
+
+
+def _context_value(kind: str, name: str, fields: Mapping[str, Any], ts: float) -> Any:
+    """`context(kind, fields, ts).get(name)`, without building the whole context."""
+    if name == "local_hour":
+        return int((ts + LOCAL_OFFSET_S) % 86400 // 3600)
+    if kind == "streetlight" and name == "expected_on":
+        return _CLOCK.is_on(int(ts * 1000))
+    if kind == "streetlight" and name == "dim":
+        pct = fields.get("light_state_pct")
+        return pct / 100 if pct else 1.0
+    return _kind_context(kind).get(name)
 
 
 def offline_deadline(plan: Plan, device: Device, state: DeviceState) -> float | None:
