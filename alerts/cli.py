@@ -1,4 +1,4 @@
-"""`urbanwatch alerts`: run the engine, and check or load rule files."""
+"""`urbanwatch alerts`: run the engine, check or load rule files, show or set the SLA."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from alerts.detectors.nightly import NightlyTimer
 from alerts.notify.cli import register_notify
 from alerts.service import AlertService
 from alerts.session import ClaimRefused
+from alerts.sla_cli import register_sla
 from urbanwatch import db
 from urbanwatch.alerting import RuleFileError, RuleSet, parse_rules
 from urbanwatch.audit import Actor
@@ -69,6 +70,7 @@ def register(sub: Any) -> None:
     p.add_argument("--note", help="why (kept in the audit log)")
     p.set_defaults(func=cmd_load)
     register_daily(asub)
+    register_sla(asub)
     register_notify(asub)  # notify, receiver, routes check|load
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from api.auth import declare_roles
 from api.docs import add_docs
 from api.routes import (
+    alert_sla,
     alerts,
     alerts_onsite,
     alerts_stream,
@@ -74,8 +75,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(identity.router)
     for plan in (targets, kpis, ledgers):  # issue #11: the plan, its KPIs and ledgers
         app.include_router(plan.router)
-    # issue #10: alerts (the stream before /alerts/{id}), incidents, rules, routes, windows
-    for alerting in (alerts_stream, alerts, alerts_onsite, rules, routes, windows):
+    # issue #10: alerts (the stream before /alerts/{id}), incidents, rules, routes, windows,
+    # the per-severity SLA periods
+    for alerting in (alerts_stream, alerts, alerts_onsite, rules, routes, windows, alert_sla):
         app.include_router(alerting.router)
     app.include_router(alerts.incidents)
     app.add_exception_handler(RequestValidationError, _validation_error)

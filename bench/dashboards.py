@@ -13,15 +13,21 @@ says how many days were filled and the panels' "now" is the end of the last one.
 readings it writes what the live and plan boards read: unresolved alerts on 4 % of the
 devices (half of them offline rules', the map's states), three resolved ones per device
 with their events, and a daily snapshot per plan target's KPI and scope (kpi_daily).
-The fill's devices carry no attributes (no DMA, road, waterlog role), so the panels that
-select on them scan and join the same rows but return none; their timings still count.
-Writes bench/results/dashboards-<scale>x<days>d.json.
+The water meters get DMAs (25 meters to a DMA, one inlet and two pressure points each,
+in one district) and a few manholes a day report water near the cover and gas (see
+EVENTS_SQL), so the water board's DMA panels and the manhole board's event table return
+rows; the other devices carry no attributes (no road, waterlog role), so the panels that
+select on those scan and join the same rows but return none; their timings still count.
+Writes bench/results/dashboards-<scale>x<days>d[-<tag>].json; `--keep` leaves the database
+(named uw_bench_<tag>_*) for `--measure URL`, which times the panels again on it (after a
+migration, say) without filling.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +83,28 @@ FROM (SELECT DISTINCT kpi FROM plan_targets WHERE kpi IS NOT NULL) k,
 ON CONFLICT DO NOTHING"""
 
 
+# Water meters in DMAs of 25 (DMA-01..), each DMA in one district: its first meter the
+# inlet, the next two pressure points, the rest customers (simulators/dmas.py's roles).
+DMA_SQL = """UPDATE devices d SET district = (%(districts)s::text[])[1 + (n / 25) %% 11],
+    attrs = jsonb_build_object('dma_id', 'DMA-' || lpad((n / 25 + 1)::text, 2, '0'),
+        'meter_role', CASE WHEN n %% 25 = 0 THEN 'inlet' WHEN n %% 25 < 3 THEN 'pressure'
+                           ELSE 'customer' END)
+FROM (SELECT device_id, row_number() OVER (ORDER BY device_id) - 1 AS n
+      FROM devices WHERE kind = 'watermeter') m
+WHERE d.device_id = m.device_id"""
+# A day's overflow and gas events: one manhole in 500 (a different set each day) reports
+# every hour from 08:00 to 19:00 with water 0.3 m below the cover and CH4 at 12 % LEL:
+# 12 device-hours per such manhole, ~0.1 % of the day's manhole device-hours.
+EVENTS_DAY_SQL = """INSERT INTO manhole_readings (ts, device_id, received_at, msg_type, tilt_deg,
+    cover_open, water_distance_m, ch4_pct_lel, battery_v)
+SELECT t, 'manhole-' || lpad(i::text, 6, '0'), t + INTERVAL '2 s', 'alarm', 1, false, 0.3, 12,
+       3.5
+FROM generate_series(%(dayno)s %% 500, %(n)s - 1, 500) i, generate_series(8, 19) h,
+     LATERAL (SELECT %(day)s::timestamptz + h * INTERVAL '1 hour' + INTERVAL '30 min 0.5 s') x(t)"""
+INFO_SQL = """CREATE TABLE bench_fill AS
+SELECT %(start)s::timestamptz AS start, %(end)s::timestamptz AS "end", %(days)s AS days"""
+
+
 def fill(url: str, scale: float, days: int, jobs: int, minutes: float) -> dict[str, Any]:
     """bench/backfill.py's fleet and days (settled as live), from `days` before today's
     midnight, stopping after the day that spends `minutes` (0: no limit)."""
@@ -89,6 +117,7 @@ def fill(url: str, scale: float, days: int, jobs: int, minutes: float) -> dict[s
         for kind, n in devices.items():
             districts = list(backfill.DISTRICTS)
             conn.execute(backfill.DEVICES_SQL, {"kind": kind, "n": n, "districts": districts})
+        conn.execute(DMA_SQL, {"districts": list(backfill.DISTRICTS)})
         writers = [psycopg.connect(url, autocommit=True) for _ in range(jobs)]
         try:
             with ThreadPoolExecutor(jobs) as pool:
@@ -104,6 +133,7 @@ def fill(url: str, scale: float, days: int, jobs: int, minutes: float) -> dict[s
                         ]
                         for f in futures:
                             f.result()
+                    conn.execute(EVENTS_DAY_SQL, params | {"n": devices["manhole"]})
                     backfill._settle_day(conn, "plain", day, day + timedelta(days=1))
                     filled += 1
                     spent = time.perf_counter() - began
@@ -120,7 +150,17 @@ def fill(url: str, scale: float, days: int, jobs: int, minutes: float) -> dict[s
         conn.execute(KPI_SQL, {"start": start, "end": end})
         settle_after_bulk_load(conn)
         conn.execute("ANALYZE")
+        conn.execute(INFO_SQL, {"start": start, "end": end, "days": filled})
     return {"start": start, "end": end, "days": filled, "devices": devices}
+
+
+def filled(url: str) -> dict[str, Any]:
+    """What `fill` wrote to a kept database."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute('SELECT start, "end", days FROM bench_fill').fetchone()
+    if row is None:
+        raise SystemExit("这个库没有填充记录 bench_fill is empty: not a kept bench database")
+    return {"start": row[0], "end": row[1], "days": row[2]}
 
 
 def _interval(span: timedelta) -> timedelta:
@@ -193,14 +233,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--tag", default="", help="in the database's and the result's names")
+    p.add_argument("--keep", action="store_true", help="leave the filled database")
+    p.add_argument("--measure", metavar="URL", help="time the panels on a kept database")
     args = p.parse_args(argv)
-    with bench_database(args.admin_url, "plain", commit_log=None) as url:
-        start = time.perf_counter()
-        info = fill(url, args.scale, args.days, args.jobs, args.fill_minutes)
-        fill_s = time.perf_counter() - start
-        boards = measure(url, info, args.repeats)
-        with psycopg.connect(url) as conn:
+    if args.measure:
+        info, fill_s = filled(args.measure), None
+        boards = measure(args.measure, info, args.repeats)
+        with psycopg.connect(args.measure) as conn:
             counts = conn.execute(COUNTS_SQL).fetchone()
+    else:
+        with bench_database(
+            args.admin_url, "plain", commit_log=None, tag=args.tag, keep=args.keep
+        ) as url:
+            start = time.perf_counter()
+            info = fill(url, args.scale, args.days, args.jobs, args.fill_minutes)
+            fill_s = round(time.perf_counter() - start, 1)
+            boards = measure(url, info, args.repeats)
+            with psycopg.connect(url) as conn:
+                counts = conn.execute(COUNTS_SQL).fetchone()
     doc = {
         "meta": machine_info(),
         "storage": "plain",
@@ -213,13 +264,15 @@ def main(argv: list[str] | None = None) -> int:
         "rows": dict(
             zip(("readings_estimate", "alerts", "open_alerts", "kpi_daily"), counts, strict=True)
         ),
-        "fill_s": round(fill_s, 1),
+        "fill_s": fill_s,
+        "load": os.getloadavg(),
         "repeats": args.repeats,
         "targets_ms": {"panel_p99": PANEL_TARGET_MS, "board": BOARD_TARGET_MS},
         "boards": boards,
     }
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"dashboards-{args.scale:g}x{info['days']}d.json"
+    tag = f"-{args.tag}" if args.tag else ""
+    out = RESULTS / f"dashboards-{args.scale:g}x{info['days']}d{tag}.json"
     out.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
     print(f"wrote {out}")
     return 0

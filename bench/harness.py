@@ -136,11 +136,18 @@ def broker() -> Iterator[Broker]:
 
 
 @contextmanager
-def bench_database(admin_url: str, storage: str = "plain", commit_log: str | None = "rows"):  # type: ignore[no-untyped-def]
-    """A fresh migrated database named uw_bench_*, dropped afterwards. `commit_log`: a
-    notification per committed readings statement with its row count ("rows") or also
-    every reading's ts ("timestamps", for latencies; costs PostgreSQL more), or none."""
-    name = f"{DB_PREFIX}{uuid.uuid4().hex[:10]}"
+def bench_database(  # type: ignore[no-untyped-def]
+    admin_url: str,
+    storage: str = "plain",
+    commit_log: str | None = "rows",
+    tag: str = "",
+    keep: bool = False,
+):
+    """A fresh migrated database named uw_bench_[tag_]*, dropped afterwards unless `keep`.
+    `commit_log`: a notification per committed readings statement with its row count
+    ("rows") or also every reading's ts ("timestamps", for latencies; costs PostgreSQL
+    more), or none."""
+    name = f"{DB_PREFIX}{tag + '_' if tag else ''}{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_conninfo(admin_url, dbname=name)
@@ -160,10 +167,13 @@ def bench_database(admin_url: str, storage: str = "plain", commit_log: str | Non
                     conn.execute(sql.SQL(trigger).format(sql.Identifier(f"{kind}_readings")))
         yield url
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        if keep:
+            print(f"kept {name}: drop it with DROP DATABASE {name} WITH (FORCE)")
+        else:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
 
 
 def register_devices(

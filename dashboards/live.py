@@ -208,32 +208,53 @@ def _per_kind(template: str) -> str:
     return "\nUNION ALL\n".join(branches)
 
 
+# Buckets of ingest_minutes.lag_hist: as many as ingest_lag_bounds() has bounds (migration
+# 029; tests/test_ingest_minutes.py checks they agree).
+LAG_BUCKETS = 15
+
+
+def ingest_lag_sql() -> str:
+    """p95 of received_at − ts per minute and kind from ingest_minutes' histograms (summed
+    over workers): the upper bound (ingest_lag_bounds(), migration 029) of the first bucket
+    where the running count reaches 95 % of the readings, capped by the minute's largest
+    lag. One pass of plain aggregates: no unnest, no window. Ranges up to six hours."""
+    sums = ",\n           ".join(
+        f"sum(lag_hist[{i}])::bigint AS s{i}" for i in range(1, LAG_BUCKETS + 1)
+    )
+    running = [" + ".join(f"s{j}" for j in range(1, i + 1)) for i in range(1, LAG_BUCKETS + 1)]
+    case = "\n                 ".join(
+        f"WHEN {r} >= 0.95 * n THEN {i}" for i, r in enumerate(running, 1)
+    )
+    return f"""SELECT $__timeGroupAlias(minute, '1m'), kt.kind_title AS metric,
+       greatest(least((ingest_lag_bounds())[
+           CASE {case} END], lag_max), 0) AS value
+FROM (
+    SELECT minute, kind, max(lag_max) AS lag_max, sum(readings) AS n,
+           {sums}
+    FROM ingest_minutes
+    WHERE $__timeFilter(minute) AND kind IN ($kind) AND {SHORT}
+    GROUP BY 1, 2
+) h JOIN {kind_titles_sql()} USING (kind)
+WHERE n > 0
+ORDER BY 1"""
+
+
 def ingest_panels() -> list[TimeSeries | Table]:
-    # Raw rows are grouped by date_trunc/date_bin first (timestamps: cheap), and Grafana's
-    # macro applied to those groups only: on plain storage the macro is numeric epoch
-    # arithmetic, ~5 µs a row (96k lamp readings: 0.9 s; bench/dashboards.py).
+    # Up to six hours: ingest's per-minute counts (ingest_minutes, migration 029: rows per
+    # minute, kind and worker, written with each batch), never the raw readings; beyond,
+    # the hourly rollups (by measured hour). Grafana's macro is applied to the grouped rows.
     rate = by_span(
-        _per_kind(
-            "SELECT $__timeGroupAlias(minute, '1m'), '{title}' AS metric, n / 60.0 AS value "
-            "FROM (SELECT date_trunc('minute', ts) AS minute, count(*) AS n "
-            "FROM {kind}_readings WHERE $__timeFilter(ts) AND {cond} GROUP BY 1) m"
-        ),
+        "SELECT $__timeGroupAlias(minute, '1m'), kt.kind_title AS metric, "
+        "sum(readings) / 60.0 AS value "
+        f"FROM ingest_minutes JOIN {kind_titles_sql()} USING (kind) "
+        "WHERE $__timeFilter(minute) AND kind IN ($kind) AND {cond} GROUP BY 1, 2",
         _per_kind(
             "SELECT $__timeGroupAlias(bucket, '1h'), '{title}' AS metric, sum(n) / 3600.0 "
             "AS value FROM {kind}_district_hourly WHERE $__timeFilter(bucket) AND {cond} "
             "GROUP BY 1"
         ),
     )
-    lag = (
-        _per_kind(
-            "SELECT $__timeGroupAlias(bucket, '5m'), '{title}' AS metric, "
-            "extract(epoch FROM p95) AS value FROM (SELECT date_bin('5 minutes', ts, "
-            "TIMESTAMPTZ '2000-01-03') AS bucket, percentile_disc(0.95) WITHIN GROUP "
-            "(ORDER BY received_at - ts) AS p95 "
-            "FROM {kind}_readings WHERE $__timeFilter(ts) AND {cond} GROUP BY 1) b"
-        ).format(cond=SHORT)
-        + "\nORDER BY 1"
-    )
+    lag = ingest_lag_sql()
     dead = """SELECT $__timeGroupAlias(received_at, $__interval), reason_code AS metric,
        count(*) AS value
 FROM dead_letters WHERE $__timeFilter(received_at) GROUP BY 1, 2 ORDER BY 1"""
@@ -257,7 +278,11 @@ FROM ingest_sessions ORDER BY updated_at DESC"""
         TimeSeries()
         .id(7)
         .title("接入延迟 p95 Ingest lag (received − measured)")
-        .description("Raw readings only: empty on ranges longer than six hours.")
+        .description(
+            "每分钟延迟直方图的 p95（桶上界，不超过该分钟最大延迟）；仅六小时以内。 "
+            "p95 of each minute's lag histogram (ingest_minutes): its bucket's upper bound, "
+            "at most the minute's largest lag. Ranges up to six hours."
+        )
         .datasource(PG)
         .span(12)
         .height(8)

@@ -27,13 +27,20 @@ def per_district(raw_expr: str, rollup_expr: str) -> str:
     return by_span(RAW.format(expr=raw_expr), ROLLUP.format(expr=rollup_expr))
 
 
-def events_sql() -> str:
-    """Device-hours with water near the cover or gas above its first level."""
-    hit = (
-        f"min_water_distance_m <= {WATER_HIGH_M} OR max_ch4_pct_lel >= {CH4_L1} "
-        f"OR max_h2s_ppm >= {H2S_L1_PPM} OR max_co_ppm >= {CO_L1_PPM} "
-        f"OR min_o2_pct_vol < {O2_MIN_PCT}"
+def event_condition(prefix: str = "") -> str:
+    """An overflow or gas device-hour: water near the cover or gas past its first level.
+    Migration 031's partial index (manhole_hourly_data_events_idx) holds exactly this
+    predicate, so the planner reads only these device-hours; change both together."""
+    return (
+        f"{prefix}min_water_distance_m <= {WATER_HIGH_M} OR {prefix}max_ch4_pct_lel >= {CH4_L1} "
+        f"OR {prefix}max_h2s_ppm >= {H2S_L1_PPM} OR {prefix}max_co_ppm >= {CO_L1_PPM} "
+        f"OR {prefix}min_o2_pct_vol < {O2_MIN_PCT}"
     )
+
+
+def events_sql() -> str:
+    """Device-hours with water near the cover or gas above its first level (the latest 500);
+    beyond six hours from the per-device hourly rollup's event hours (migration 031)."""
     columns = """{t} AS time, {p}device_id AS "设备 device", d.district AS "区 district",
        d.attrs->>'road' AS "道路 road", {agg}"""
     raw_aggs = """min(r.water_distance_m) AS min_water_distance_m,
@@ -46,11 +53,11 @@ def events_sql() -> str:
 SELECT {columns.format(t="date_trunc('hour', r.ts)", p="r.", agg=raw_aggs)}
 FROM manhole_readings r JOIN devices d ON d.device_id = r.device_id
 WHERE $__timeFilter(r.ts) AND d.district IN ($district) AND {{cond}}
-GROUP BY 1, 2, 3, 4) x WHERE {hit}"""
-    rollup = f"""SELECT * FROM (
-SELECT {columns.format(t="h.bucket", p="h.", agg=hourly_aggs)}
+GROUP BY 1, 2, 3, 4) x WHERE {event_condition()}"""
+    rollup = f"""SELECT {columns.format(t="h.bucket", p="h.", agg=hourly_aggs)}
 FROM manhole_hourly h JOIN devices d ON d.device_id = h.device_id
-WHERE $__timeFilter(h.bucket) AND d.district IN ($district) AND {{cond}}) x WHERE {hit}"""
+WHERE $__timeFilter(h.bucket) AND d.district IN ($district)
+  AND ({event_condition("h.")}) AND {{cond}}"""
     return by_span(raw, rollup).replace("ORDER BY 1", "ORDER BY 1 DESC LIMIT 500")
 
 

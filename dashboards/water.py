@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 from dashboards import ledger_panels
-from dashboards.panels import attr_filter, attr_variable, by_span, kind_board, thresholds
+from dashboards.panels import ALL, attr_filter, attr_variable, by_span, kind_board, thresholds
 from dashboards.panels import timeseries as ts
 from dashboards.water_rbl import rbl_panels
 
@@ -44,10 +44,13 @@ def pressure_sql() -> str:
        min(r.pressure_mpa) AS value
 FROM watermeter_readings r JOIN devices d ON d.device_id = r.device_id
 WHERE $__timeFilter(r.ts) AND {METERS} AND r.pressure_mpa IS NOT NULL AND {{cond}} GROUP BY 1, 2"""
-    rollup = f"""SELECT $__timeGroupAlias(h.bucket, $__interval), {DMA} AS metric,
+    # Beyond six hours: the per-district, per-DMA hourly rollup (migration 031), a row per
+    # DMA and hour instead of one per meter and hour.
+    rollup = f"""SELECT $__timeGroupAlias(h.bucket, $__interval), h.dma_id AS metric,
        min(h.min_pressure_mpa) AS value
-FROM watermeter_hourly h JOIN devices d ON d.device_id = h.device_id
-WHERE $__timeFilter(h.bucket) AND {METERS} AND h.min_pressure_mpa IS NOT NULL AND {{cond}}
+FROM watermeter_dma_hourly h
+WHERE $__timeFilter(h.bucket) AND h.district IN ($district)
+  AND ('{ALL}' IN ($dma) OR h.dma_id IN ($dma)) AND h.min_pressure_mpa IS NOT NULL AND {{cond}}
 GROUP BY 1, 2"""
     return by_span(raw, rollup)
 

@@ -4,7 +4,9 @@ Readings go in with binary COPY. A redelivered message would violate the (device
 key, so when the direct COPY hits a duplicate the batch is rewritten through a staging
 table with ON CONFLICT DO NOTHING: the common case pays nothing for deduplication. Dead
 letters and status rows without their own ts are deduplicated by delivery receipts
-(urbanwatch/queries/receipts.py).
+(urbanwatch/queries/receipts.py). The same transaction adds the batch's per-minute counts
+to `ingest_minutes` (ingest/minutes.py; one upsert per batch), so they are exactly what was
+committed, across restarts and redeliveries.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from typing import Any
 
 import psycopg
 
+from ingest.minutes import Minutes, add_dead_letters, add_readings
 from ingest.parse import DeadLetter, Parsed, Row, StatusEvent
 from urbanwatch import db
 from urbanwatch.errors import RuntimeProblem
-from urbanwatch.queries import dead_letters, meta, readings, receipts, status
+from urbanwatch.queries import dead_letters, ingest_minutes, meta, readings, receipts, status
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +94,17 @@ class Store:
             with conn.transaction(), conn.cursor() as cur:
                 dead, events = self._new_outputs(cur, parsed, deliveries)
                 added = duplicates = 0
+                minutes: Minutes = {}
                 for kind, rows in by_kind.items():
-                    n = self._write_readings(conn, kind, rows)
+                    n = self._write_readings(conn, kind, rows, minutes)
                     added += n
                     duplicates += len(rows) - n
                 if dead:
                     dead_letters.copy_dead_letters(cur, map(_dead_letter_row, dead))
+                    add_dead_letters(minutes, (d.received_at for d in dead))
+                ingest_minutes.add(
+                    cur, self.client_id, [(*key, *m.as_tuple()) for key, m in minutes.items()]
+                )
                 if events:
                     status.insert_status(cur, map(_status_row, events))
                 if deliveries:
@@ -132,22 +140,35 @@ class Store:
         )
 
     @staticmethod
-    def _write_readings(conn: psycopg.Connection, kind: str, rows: list[Row]) -> int:
+    def _write_readings(
+        conn: psycopg.Connection, kind: str, rows: list[Row], minutes: Minutes
+    ) -> int:
+        """Write the rows; count those added into `minutes`. Returns how many were added."""
         values = [row.values for row in rows]
         try:
             # a savepoint: a duplicate undoes only this
             with conn.transaction(), conn.cursor() as cur:
                 readings.copy_readings(cur, kind, values)
-            return len(rows)
         except psycopg.errors.UniqueViolation:
             pass
+        else:
+            add_readings(minutes, kind, values)
+            return len(rows)
         with conn.cursor() as cur:
-            return readings.insert_new_readings(cur, kind, values)
+            added = readings.added_readings(cur, kind, values)
+        add_readings(minutes, kind, added)
+        return len(added)
 
     def prune_receipts(self, now: datetime) -> int:
         conn = self.connection()
         with conn.transaction(), conn.cursor() as cur:
             return receipts.prune(cur, now)
+
+    def prune_minutes(self, now: datetime) -> int:
+        """Delete per-minute counts older than ingest_minutes.KEEP (14 days)."""
+        conn = self.connection()
+        with conn.transaction(), conn.cursor() as cur:
+            return ingest_minutes.prune(cur, now)
 
 
 def _dead_letter_row(d: DeadLetter) -> dead_letters.DeadLetterRow:

@@ -207,10 +207,15 @@ class Writer:
         return total(results)
 
     def _prune_receipts(self) -> None:
+        """Hourly: old delivery receipts and old per-minute counts (ingest_minutes)."""
         try:
-            pruned = self.store.prune_receipts(datetime.now(UTC))
+            now = datetime.now(UTC)
+            pruned = self.store.prune_receipts(now)
             if pruned:
                 logger.debug("pruned %d old delivery receipt(s)", pruned)
+            pruned = self.store.prune_minutes(now)
+            if pruned:
+                logger.debug("pruned %d old per-minute count(s)", pruned)
         except psycopg.Error as exc:
             self.store.reset()
             logger.warning("could not prune delivery receipts (%s); will retry", first_line(exc))

@@ -18,6 +18,10 @@ POWER_HIGH = 1.45  # SL_POWER_HIGH above 1.30 × expected
 PF_LOW = 0.42  # SL_PF_LOW below 0.5
 V_HIGH = 251.0  # SL_V_HIGH above 242 V
 V_LOW = 189.0  # SL_V_LOW below 198 V
+DERATED = 0.6  # a DALI driver in thermal derating cuts its output [P]
+# A relay stuck in one position whatever the controller commands (SL_RELAY_FAIL): its
+# feedback contact tells the truth, so the mismatch with the command is visible [V EXEDRA].
+STUCK = {"relay_stuck_open": False, "relay_stuck_closed": True}
 HOUR_MS = 3_600_000
 # The hot path uses uniform noise (random() is ~20x cheaper than gauss()); a uniform on
 # (-0.5, 0.5) scaled by √12 has unit standard deviation.
@@ -40,8 +44,10 @@ def step(
 ) -> tuple[dict[str, Any] | None, int]:
     p = world.params
     fault = world.fault(lamp.device_id, t_ms) if world.faults else None
-    scheduled_on = world.clock.is_on(t_ms)
-    on = scheduled_on or fault == "day_burn"
+    # What the controller commands: its schedule (a day-burning controller's own clock or
+    # photocell is wrong, so it commands on); the relay follows unless it is stuck.
+    commanded = world.clock.is_on(t_ms) or fault == "day_burn"
+    on = STUCK.get(fault, commanded) if fault else commanded
     supply = fault != "supply_loss"
     d = dim_level(lamp, t_ms, world) if on else 0.0
     volts = (
@@ -81,9 +87,16 @@ def step(
             ),
             "supply_loss_count": lamp.supply_loss_count,
             "rsrp_dbm": round(lamp.rsrp + (rng.random() - 0.5) * 7),
+            "commanded_state": "on" if commanded else "off",
+            "relay_feedback": "closed" if on else "open",
         }
     )
-    return payload, _next(lamp, t_ms, on, world)
+    if payload is not None and on and supply:  # DALI diagnostics need a powered driver [V]
+        payload["driver_thermal_derating"] = fault == "driver_derating"
+        payload["driver_thermal_shutdown"] = False
+        payload["driver_gear_failure"] = fault == "driver_fault"
+    # metering at the lit cadence while the lamp burns or should
+    return payload, _next(lamp, t_ms, on or commanded, world)
 
 
 def _power(
@@ -92,7 +105,7 @@ def _power(
     """Active power (W) and power factor for dim level d."""
     if not lit:
         return 0.0, None
-    if fault == "lamp_out":  # the controller still draws a little; the lamp nothing
+    if fault in ("lamp_out", "driver_fault"):  # the controller still draws a little
         return 0.6 + rng.uniform(0, 0.8), None
     output = 0.05 + 0.95 * d if lamp.lamp_type == "LED" else d
     watts = lamp.rated_power_w * DRAW[lamp.lamp_type] * lamp.efficiency * output
@@ -102,6 +115,8 @@ def _power(
         watts *= POWER_LOW
     elif fault == "power_high":
         watts *= POWER_HIGH
+    elif fault == "driver_derating":
+        watts *= DERATED
     elif fault == "pf_low":
         pf = PF_LOW + rng.uniform(-0.03, 0.03)
     return max(watts, 0.0), min(max(pf, 0.05), 1.0)

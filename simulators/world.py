@@ -20,6 +20,10 @@ LAMP_FAULTS = (
     "voltage_low",
     "supply_loss",
     "comm_loss",
+    "relay_stuck_open",
+    "relay_stuck_closed",
+    "driver_fault",
+    "driver_derating",
 )
 COVER_FAULTS = ("cover_open", "cover_flip", "gas", "low_battery", "comm_loss")
 WATERLOG_FAULTS = ("comm_loss",)

@@ -1,14 +1,17 @@
 """A database the dashboards' tests query: two days of the simulated small fleet (storm
 scenario) by backfill, plus what the simulation has no source for yet: alerts in the shape
-of the alerts contract (sql/008_alerts.sql), dead letters and an ingest session."""
+of the alerts contract (sql/008_alerts.sql), dead letters, an ingest session and its
+per-minute counts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from ingest.minutes import Minutes, add_readings
 from simulators.backfill import backfill
 from simulators.engine import Simulation, build_world
 from simulators.fleet import make_fleet, registry_rows
@@ -16,6 +19,8 @@ from simulators.scenario import Scenario, load_scenario
 from simulators.sun import to_ms
 from tests import dashboards_fill_plan as plan
 from urbanwatch import registry
+from urbanwatch.kinds import KINDS
+from urbanwatch.queries import ingest_minutes as minute_counts
 from urbanwatch.queries.dead_letters import DeadLetterRow, copy_dead_letters
 
 START = datetime(2024, 7, 1, tzinfo=UTC)
@@ -34,6 +39,26 @@ def scenario(fleet) -> Scenario:
         {"type": "cover_open", "at": "+1h", "every": "3h", "duration": "20m", "device": cover},
     ]
     return Scenario.model_validate(storm)
+
+
+def ingest_minutes(conn: psycopg.Connection, start: datetime, end: datetime) -> None:
+    """The per-minute counts ingest would have written for the backfilled readings
+    arriving in [start, end) (the backfill bypasses ingest), counted and upserted by
+    ingest's own code, a worker per half of the fleet's kinds."""
+    for i, kind in enumerate(KINDS):
+        minutes: Minutes = {}
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT ts, device_id, received_at FROM {} "
+                "WHERE received_at >= %s AND received_at < %s ORDER BY received_at"
+            ).format(sql.Identifier(f"{kind}_readings")),
+            (start, end),
+        )
+        add_readings(minutes, kind, rows)
+        with conn.cursor() as cur:
+            minute_counts.add(
+                cur, f"dashboards-test-{i % 2}", [(*k, *m.as_tuple()) for k, m in minutes.items()]
+            )
 
 
 def fill(conn: psycopg.Connection) -> None:
@@ -103,6 +128,7 @@ def fill(conn: psycopg.Connection) -> None:
         "INSERT INTO ingest_sessions (client_id, filters, updated_at) VALUES (%s, %s, %s)",
         ("dashboards-test-ingest", ["urbanwatch/+/+/telemetry"], END),
     )
+    ingest_minutes(conn, END - timedelta(hours=7), END)
     plan.ledgers(conn)
     plan.groups(conn, START, END)
     plan.deliveries(conn)

@@ -218,7 +218,7 @@ def test_cli_check_and_load(tmp_path: Path, conn: psycopg.Connection, database_u
         )
     )
     ok = cli("alerts", "rules", "check", str(good))
-    assert ok.returncode == 0 and "41 rules, 0 overrides, valid" in ok.stdout
+    assert ok.returncode == 0 and "44 rules, 0 overrides, valid" in ok.stdout
     refused = cli("alerts", "rules", "check", str(bad))
     assert refused.returncode == 2
     line = next(
@@ -240,4 +240,4 @@ def test_cli_check_and_load(tmp_path: Path, conn: psycopg.Connection, database_u
     audit = conn.execute(
         "SELECT action, resource, after->>'rules', detail->>'note' FROM audit_log"
     ).fetchall()
-    assert audit == [("alert_rules.load", "alert_rules", "41", "one cover tilts more")]
+    assert audit == [("alert_rules.load", "alert_rules", "44", "one cover tilts more")]

@@ -34,8 +34,13 @@ def test_plan_bench_runs_and_writes_every_field(tmp_path):
     made = doc["report"]
     assert made["text"]["runs"] == made["xlsx"]["runs"] == 1
     assert made["text_lines"] > 10 and made["xlsx_bytes"] > 0
-    assert set(doc["met"]) == {"endpoints_p99", "report"}
+    changed = doc["endpoints_after_change"]  # each request after a ledger edit: no cache
+    assert set(changed) == {"GET /targets", "GET /targets/{id}", "GET /kpis/{key}", "GET /feed",
+                            "all"}  # fmt: skip
+    for name, figures in changed.items():
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"], name
+    assert set(doc["met"]) == {"endpoints_p99", "endpoints_after_change_p99", "report"}
     assert doc["meta"]["commit"]
     section = "\n".join(report._plan(doc))  # latest.md's section from this JSON
     assert "## 6. Plan KPIs, targets and report: 3 days at 0.001 × city scale" in section
-    assert section.count("| GET /") == 6
+    assert section.count("| GET /") == 6 + 4  # and each cached one after a change

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from api.auth import Principal, require
 from api.deps import Conn
+from api.routes.targets import value_cache
 from urbanwatch.identity.roles import Role
 from urbanwatch.kpi import snapshot
 from urbanwatch.kpi.base import effective_config, load_all
 from urbanwatch.kpi.cli import today_local
 from urbanwatch.plan.report import build_report
+from urbanwatch.plan.values import Values
 from urbanwatch.queries import kpi as queries
 
 router = APIRouter(tags=["plan"])
@@ -41,6 +43,7 @@ class KpiNow(BaseModel):
     denominator: float | None
     exclusions: list[str]
     defaults: dict[str, Any]
+    computed_at: datetime  # when the value was computed (cached: docs/kpis.md)
 
 
 def _spec(key: str) -> Any:
@@ -88,14 +91,22 @@ def daily_values(
 
 @router.get("/kpis/{key}", response_model=KpiNow)
 def kpi_now(
-    key: str, conn: Conn, principal: Viewer, scope: str = "city", day: date | None = None
+    request: Request,
+    key: str,
+    conn: Conn,
+    principal: Viewer,
+    scope: str = "city",
+    day: date | None = None,
 ) -> KpiNow:
-    """The KPI computed now from the ledgers and readings (or as it stood on `day`)."""
+    """The KPI computed now from the ledgers and readings (or as it stood on `day`); a
+    cached value until a ledger or alert changes, or a minute passes (docs/kpis.md)."""
     spec, when = _spec(key), day or today_local()
-    v = spec.compute(conn, when, _scope(conn, scope), effective_config(spec, None))
+    values = Values(conn, value_cache(request))
+    v = values.compute(spec, when, _scope(conn, scope), effective_config(spec, None))
+    values.close()
     return KpiNow(key=key, scope=scope, day=when, value=v.value, numerator=v.numerator,
                   denominator=v.denominator, exclusions=list(v.exclusions),
-                  defaults=dict(v.defaults))  # fmt: skip
+                  defaults=dict(v.defaults), computed_at=values.computed_at)  # fmt: skip
 
 
 @router.get("/kpis/{key}/items")
@@ -116,11 +127,15 @@ def kpi_items(
 
 
 @router.get("/feed")
-def platform_feed(conn: Conn, principal: Viewer, as_of: date | None = None) -> dict[str, Any]:
+def platform_feed(
+    request: Request, conn: Conn, principal: Viewer, as_of: date | None = None
+) -> dict[str, Any]:
     """The JSON feed for the city's comprehensive management platform (一网统管, T10):
     every target with value and status, and the open alerts. Documented in docs/kpis.md."""
     day = as_of or today_local()
-    report = build_report(conn, day, worst=False)
+    values = Values(conn, value_cache(request))
+    report = build_report(conn, day, worst=False, values=values)
+    values.close()
     alerts = conn.execute(
         "SELECT id, rule_id, subject, kind, district, unit, severity, status, opened_at, title "
         "FROM alerts WHERE status <> 'resolved' ORDER BY opened_at DESC LIMIT 500"
@@ -130,6 +145,7 @@ def platform_feed(conn: Conn, principal: Viewer, as_of: date | None = None) -> d
     return {
         "schema": "urbanwatch.feed/1",
         "as_of": day.isoformat(),
+        "computed_at": values.computed_at.isoformat(),
         "targets": [
             {
                 "id": r.target.id,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal, require
@@ -14,6 +14,7 @@ from urbanwatch.identity.roles import Role
 from urbanwatch.kpi.cli import today_local
 from urbanwatch.plan import targets as plan_targets
 from urbanwatch.plan.report import build_report
+from urbanwatch.plan.values import ValueCache, Values
 from urbanwatch.queries import kpi as kpi_queries
 from urbanwatch.queries import targets as queries
 
@@ -33,7 +34,18 @@ class Assessment(BaseModel):
 
 class TargetPublic(plan_targets.Target):
     as_of: date
+    # When the KPI values were computed: a cached value is reused until a ledger or alert
+    # changes, or for up to a minute for what readings feed (docs/kpis.md "Cached values").
+    computed_at: datetime
     assessment: Assessment
+
+
+def value_cache(request: Request) -> ValueCache:
+    """The app's KPI value cache (urbanwatch/plan/values.py), made on first use."""
+    cache = getattr(request.app.state, "plan_values", None)
+    if cache is None:
+        cache = request.app.state.plan_values = ValueCache()
+    return cache
 
 
 class DistrictValue(BaseModel):
@@ -78,19 +90,24 @@ class TargetUpdate(BaseModel):
 
 
 @router.get("", response_model=list[TargetPublic])
-def list_targets(conn: Conn, principal: Viewer, as_of: date | None = None) -> list[TargetPublic]:
+def list_targets(
+    request: Request, conn: Conn, principal: Viewer, as_of: date | None = None
+) -> list[TargetPublic]:
     """Every target with its value and status on `as_of` (default today, local)."""
     day = as_of or today_local()
+    values = Values(conn, value_cache(request))
+    rows = build_report(conn, day, worst=False, values=values).rows
+    values.close()
     return [
-        TargetPublic(
-            **r.target.model_dump(), as_of=day, assessment=Assessment(**vars(r.assessment))
-        )
-        for r in build_report(conn, day, worst=False).rows
-    ]
+        TargetPublic(**r.target.model_dump(), as_of=day, computed_at=values.computed_at,
+                     assessment=Assessment(**vars(r.assessment)))
+        for r in rows
+    ]  # fmt: skip
 
 
 @router.get("/{target_id}", response_model=TargetDetail)
 def get_target(
+    request: Request,
     target_id: str,
     conn: Conn,
     principal: Viewer,
@@ -103,7 +120,9 @@ def get_target(
     target = queries.get_target(conn, target_id)
     if target is None:
         raise HTTPException(404, detail=f"target {target_id!r} not found")
-    (row,) = build_report(conn, day, target_ids={target_id}).rows
+    values = Values(conn, value_cache(request))
+    (row,) = build_report(conn, day, target_ids={target_id}, values=values).rows
+    values.close()
     monthly: list[MonthValue] = []
     if target.kpi:
         since = date(day.year - (months // 12) - 1, 1, 1)
@@ -113,7 +132,8 @@ def get_target(
         monthly = [MonthValue(month=m, value=v) for m, v in sorted(by_month.items())][-months:]
     worst = [DistrictValue(code=w.code, name_zh=w.name_zh, value=w.value) for w in row.worst]
     return TargetDetail(
-        **target.model_dump(), as_of=day, assessment=Assessment(**vars(row.assessment)),
+        **target.model_dump(), as_of=day, computed_at=values.computed_at,
+        assessment=Assessment(**vars(row.assessment)),
         numerator=row.numerator, denominator=row.denominator, defaults=dict(row.defaults),
         worst_districts=worst, monthly=monthly, history=queries.list_history(conn, target_id),
     )  # fmt: skip

@@ -30,6 +30,15 @@ class StreetlightReading(Reading):
     leakage_current_ma: float | None = bounded(0, 1000)
     supply_loss_count: int | None = bounded(0, 2_000_000_000)
     rsrp_dbm: float | None = bounded(-160, -20)
+    # Added by migration 030 (SL_RELAY_FAIL, SL_DRIVER_FAULT): what the schedule or the last
+    # command asks of the lamp, the relay's own feedback contact, and the DALI driver's
+    # diagnostic flags (Part 253 memory bank 205 `errorThermalDerating`,
+    # `errorThermalShutDown`; the IEC 62386-102 status byte's control gear failure bit) [V].
+    commanded_state: Literal["on", "off"] | None = None
+    relay_feedback: Literal["closed", "open"] | None = None
+    driver_thermal_derating: bool | None = None
+    driver_thermal_shutdown: bool | None = None
+    driver_gear_failure: bool | None = None
 
 
 class StreetlightAttrs(Attrs):

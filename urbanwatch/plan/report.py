@@ -16,8 +16,9 @@ from typing import Any
 import psycopg
 
 from urbanwatch.kpi import snapshot, status
-from urbanwatch.kpi.base import KpiSpec, Scope, effective_config, load_all
+from urbanwatch.kpi.base import KpiSpec, KpiValue, Scope, effective_config, load_all
 from urbanwatch.plan.targets import Target
+from urbanwatch.plan.values import Values
 from urbanwatch.queries import kpi as kpi_queries
 from urbanwatch.queries import targets as target_queries
 
@@ -61,8 +62,27 @@ def _scope_for(target: Target, scopes: Mapping[str, Scope], district: str | None
     ]
 
 
+def _compute(
+    conn: psycopg.Connection,
+    spec: KpiSpec,
+    day: date,
+    scope: Scope,
+    config: Mapping[str, Any],
+    values: Values | None,
+) -> KpiValue:
+    """The KPI on `day`: from `values` (the API's cache) when given, else computed."""
+    if values is not None:
+        return values.compute(spec, day, scope, config)
+    return spec.compute(conn, day, scope, config)
+
+
 def _history(
-    conn: psycopg.Connection, spec: KpiSpec, scope: Scope, as_of: date, config: Mapping[str, Any]
+    conn: psycopg.Connection,
+    spec: KpiSpec,
+    scope: Scope,
+    as_of: date,
+    config: Mapping[str, Any],
+    values: Values | None = None,
 ) -> list[tuple[date, float | None]]:
     since = as_of - timedelta(days=status.TREND_DAYS)
     stored = kpi_queries.daily_series(conn, spec.key, scope.name, since, as_of)
@@ -70,7 +90,7 @@ def _history(
     if len(history) < status.MIN_POINTS:
         for back in RECOMPUTE_BACK_DAYS:
             day = as_of - timedelta(days=back)
-            history.append((day, spec.compute(conn, day, scope, config).value))
+            history.append((day, _compute(conn, spec, day, scope, config, values).value))
     return history
 
 
@@ -82,13 +102,14 @@ def _worst(
     as_of: date,
     config: Mapping[str, Any],
     names: Mapping[str, tuple[str, str]],
+    values: Values | None = None,
 ) -> tuple[DistrictValue, ...]:
     codes = scope.districts if scope.districts is not None else tuple(sorted(names))
     if len(codes) < 2 or spec.unit != "%":
         return ()  # counts (points per year) are not comparable across districts
     found = []
     for code in codes:
-        v = spec.compute(conn, as_of, Scope(code, (code,)), config).value
+        v = _compute(conn, spec, as_of, Scope(code, (code,)), config, values).value
         if v is not None:
             found.append(DistrictValue(code, *names[code], v))
     lower_is_worse = spec.better == "higher"
@@ -106,6 +127,7 @@ def assess_target(
     scope: Scope,
     as_of: date,
     overrides: Mapping[str, Any] | None,
+    values: Values | None = None,
 ) -> tuple[status.Assessment, Any]:
     if spec is None or target.comparator is None or target.target_value is None:
         why = (
@@ -115,10 +137,11 @@ def assess_target(
         )
         return status.Assessment("no_data", None, None, None, None, why), None
     config = effective_config(spec, overrides)
-    value = spec.compute(conn, as_of, scope, config)
-    history = [*_history(conn, spec, scope, as_of, config), (as_of, value.value)]
+    value = _compute(conn, spec, as_of, scope, config, values)
+    history = [*_history(conn, spec, scope, as_of, config, values), (as_of, value.value)]
     if target.deadline and as_of > target.deadline:
-        history.append((target.deadline, spec.compute(conn, target.deadline, scope, config).value))
+        at_deadline = _compute(conn, spec, target.deadline, scope, config, values)
+        history.append((target.deadline, at_deadline.value))
     return (
         status.assess(target.comparator, target.target_value, target.deadline, as_of,
                       value.value, history),
@@ -134,10 +157,12 @@ def build_report(
     config: Mapping[str, Mapping[str, Any]] | None = None,
     target_ids: Collection[str] | None = None,
     worst: bool = True,
+    values: Values | None = None,
 ) -> Report:
     """The plan's progress on `as_of`: every target (or those of `target_ids`) assessed, with
     its worst districts unless `worst` is False (the API's list and feed do not show them;
-    each costs the KPI once per district)."""
+    each costs the KPI once per district). `values`: take the KPI values from the API's
+    cache (urbanwatch/plan/values.py); the caller closes it."""
     registry = load_all()
     scopes = {s.name: s for s in snapshot.scopes(conn)}
     if district is not None and district not in scopes:
@@ -146,8 +171,8 @@ def build_report(
         code: (zh, en)
         for code, zh, en in conn.execute("SELECT code, name_zh, name_en FROM districts")
     }
-    with kpi_queries.facts_cache(conn):
-        rows = [_row(conn, t, registry, scopes, district, config, names, as_of, worst)
+    with kpi_queries.facts_cache(conn):  # lazy: a cache hit reads no ledger
+        rows = [_row(conn, t, registry, scopes, district, config, names, as_of, worst, values)
                 for t in target_queries.list_targets(conn)
                 if target_ids is None or t.id in target_ids]  # fmt: skip
     return Report(as_of, district, rows)
@@ -163,14 +188,16 @@ def _row(
     names: Mapping[str, tuple[str, str]],
     as_of: date,
     with_worst: bool = True,
+    values: Values | None = None,
 ) -> ReportRow:
     spec = registry.get(target.kpi) if target.kpi else None
     scope = _scope_for(target, scopes, district)
     overrides = (config or {}).get(target.kpi or "")
-    assessment, value = assess_target(conn, target, spec, scope, as_of, overrides)
+    assessment, value = assess_target(conn, target, spec, scope, as_of, overrides, values)
     worst: tuple[DistrictValue, ...] = ()
     if with_worst and spec is not None and value is not None and district is None:
-        worst = _worst(conn, spec, target, scope, as_of, effective_config(spec, overrides), names)
+        config_of = effective_config(spec, overrides)
+        worst = _worst(conn, spec, target, scope, as_of, config_of, names, values)
     return ReportRow(
         target, spec, scope.name, assessment,
         value.numerator if value else None, value.denominator if value else None,

@@ -1,18 +1,25 @@
 """Inputs of the lighting KPIs (urbanwatch/kpi/lighting.py): the facility and road-segment
 ledgers (015_lighting_water_ledgers), lamp alarms from `alerts`, and the lamps' readings at a
-sampling instant."""
+sampling instant.
+
+The facts are frozen dataclasses, not pydantic models (validating 40,000 lamps per KPI cost
+more than the KPI), and inside `kpi.facts_cache(conn)` (a report, a snapshot) the facility
+and segment ledgers are read once for the city and each scope filtered from them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import psycopg
 from psycopg.rows import class_row
-from pydantic import BaseModel
+
+from urbanwatch.queries.kpi import Fact, _scoped
 
 
-class FacilityFact(BaseModel):
+@dataclass(frozen=True, slots=True)
+class FacilityFact(Fact):
     facility_id: str
     facility_type: str
     district: str
@@ -35,7 +42,8 @@ class FacilityFact(BaseModel):
     defect_repaired_on: date | None = None
 
 
-class SegmentFact(BaseModel):
+@dataclass(frozen=True, slots=True)
+class SegmentFact(Fact):
     segment_id: str
     district: str
     road_name: str
@@ -47,7 +55,8 @@ class SegmentFact(BaseModel):
     measured_lux: float | None = None
 
 
-class FaultFact(BaseModel):
+@dataclass(frozen=True, slots=True)
+class FaultFact(Fact):
     """A lamp alarm (severity ≥ alarm) on a device, or on a circuit (subject) when
     `device_id` is empty; `closed_at` is when it cleared or was resolved (None: still open)."""
 
@@ -58,7 +67,8 @@ class FaultFact(BaseModel):
     closed_at: datetime | None
 
 
-class SampleFact(BaseModel):
+@dataclass(frozen=True, slots=True)
+class SampleFact(Fact):
     device_id: str
     active_power_w: float | None
     light_state_pct: float | None
@@ -75,8 +85,12 @@ ORDER BY facility_id"""
 
 def facilities(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[FacilityFact]:
     """Functional facilities (landscape lighting left out, docs/domain.md §4.4)."""
-    with conn.cursor(row_factory=class_row(FacilityFact)) as cur:
-        return cur.execute(FACILITIES, {"districts": _list(districts)}).fetchall()
+
+    def fetch(wanted: Sequence[str] | None) -> list[FacilityFact]:
+        with conn.cursor(row_factory=class_row(FacilityFact)) as cur:
+            return cur.execute(FACILITIES, {"districts": _list(wanted)}).fetchall()
+
+    return _scoped(conn, "lighting_facilities", districts, fetch)
 
 
 SEGMENTS = """SELECT segment_id, district, road_name, road_class, length_m, next_segment_id,
@@ -87,8 +101,11 @@ ORDER BY segment_id"""
 
 
 def segments(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[SegmentFact]:
-    with conn.cursor(row_factory=class_row(SegmentFact)) as cur:
-        return cur.execute(SEGMENTS, {"districts": _list(districts)}).fetchall()
+    def fetch(wanted: Sequence[str] | None) -> list[SegmentFact]:
+        with conn.cursor(row_factory=class_row(SegmentFact)) as cur:
+            return cur.execute(SEGMENTS, {"districts": _list(wanted)}).fetchall()
+
+    return _scoped(conn, "lighting_segments", districts, fetch)
 
 
 FAULTS = """SELECT rule_id, subject, device_id, opened_at,

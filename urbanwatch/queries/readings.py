@@ -66,6 +66,14 @@ def copy_readings(
 def insert_new_readings(cur: psycopg.Cursor[Any], kind: str, rows: Sequence[Sequence[Any]]) -> int:
     """Write rows that may repeat stored ones: COPY into a temp staging table, then insert
     what is new (ON CONFLICT DO NOTHING). Returns how many were new."""
+    return len(added_readings(cur, kind, rows))
+
+
+def added_readings(
+    cur: psycopg.Cursor[Any], kind: str, rows: Sequence[Sequence[Any]]
+) -> list[tuple[Any, ...]]:
+    """insert_new_readings, returning the (ts, device_id, received_at) of the rows that were
+    new (ingest counts them per minute: ingest/minutes.py)."""
     table, stage = sql.Identifier(f"{kind}_readings"), sql.Identifier(f"stage_{kind}")
     names = COPY_LAYOUT[kind].names
     cur.execute(
@@ -75,10 +83,11 @@ def insert_new_readings(cur: psycopg.Cursor[Any], kind: str, rows: Sequence[Sequ
     )
     copy_readings(cur, kind, rows, table=f"stage_{kind}")
     cur.execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
-            table, names, names, stage
-        )
+        sql.SQL(
+            "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING "
+            "RETURNING ts, device_id, received_at"
+        ).format(table, names, names, stage)
     )
-    added = cur.rowcount
+    added = cur.fetchall()
     cur.execute(sql.SQL("TRUNCATE {}").format(stage))
     return added

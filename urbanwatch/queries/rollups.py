@@ -13,6 +13,9 @@ from urbanwatch.queries.meta import get_storage
 
 # The rollups each kind has: per device and hour, and per district and hour.
 ROLLUP_VIEWS = ("{kind}_hourly", "{kind}_district_hourly")
+# Rollups of one kind only (migration 031): the water board's per-DMA pressure. On plain
+# storage a trigger keeps it with watermeter_hourly; on TimescaleDB it is its own aggregate.
+EXTRA_ROLLUPS = ("watermeter_dma_hourly",)
 # Plain storage: materialize complete hours of both levels; returns the rows written.
 REFRESH_PLAIN = "SELECT urbanwatch_refresh_rollups()"
 # A policy run of the same aggregate holds its refresh lock for a moment; wait it out.
@@ -30,6 +33,8 @@ def refresh_rollups(
         for kind in KINDS:
             for view in ROLLUP_VIEWS:
                 _refresh_cagg(conn, view.format(kind=kind), start, end)
+        for view in EXTRA_ROLLUPS:
+            _refresh_cagg(conn, view, start, end)
         return "refreshed continuous aggregates"
     row = conn.execute(REFRESH_PLAIN).fetchone()
     return f"materialized {row[0] if row else 0} hourly rows"

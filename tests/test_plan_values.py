@@ -1,0 +1,246 @@
+"""The KPI value cache behind /targets, /targets/{id}, /feed and /kpis/{key}
+(urbanwatch/plan/values.py, migration 028), through the real app and database: each input
+(a ledger edit, a target edit, an alert, the minute passing for readings) is seen by the next
+request, and a cached answer is the answer computed without the cache, over random edits."""
+
+from __future__ import annotations
+
+import time as clock
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api.app import create_app
+from tests.identity_support import api_settings, make_key
+from urbanwatch import audit
+from urbanwatch.identity.roles import Role
+from urbanwatch.kpi.base import LOCAL
+from urbanwatch.plan import targets
+from urbanwatch.plan.report import build_report
+
+DAY = date(2026, 6, 1)  # every request asks for this day: the values do not move with today
+DISTRICTS = ("wenfeng", "beiguan")
+
+
+@pytest.fixture
+def api(database_url: str, conn) -> Iterator[tuple[TestClient, dict[str, str], dict[str, str]]]:
+    targets.seed_targets(conn, audit.Actor("test:setup"))
+    viewer = {"X-API-Key": make_key(database_url, Role.viewer)}
+    operator = {"X-API-Key": make_key(database_url, Role.operator)}
+    with TestClient(create_app(api_settings(database_url))) as client:
+        yield client, viewer, operator
+
+
+def cache_of(client: TestClient) -> Any:
+    return client.app.state.plan_values  # type: ignore[attr-defined]
+
+
+def by_id(client: TestClient, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    got = client.get(f"/targets?as_of={DAY}", headers=headers)
+    assert got.status_code == 200, got.text
+    return {t["id"]: t for t in got.json()}
+
+
+def hazard(conn: psycopg.Connection, i: int, district: str, rectified: bool) -> None:
+    conn.execute(
+        """INSERT INTO hidden_dangers (hazard_id, district, category, found_on, rectified_on)
+           VALUES (%s, %s, '窨井', DATE '2026-01-05', %s)
+           ON CONFLICT (hazard_id) DO UPDATE SET district = EXCLUDED.district,
+               rectified_on = EXCLUDED.rectified_on""",
+        (f"HD-{i}", district, date(2026, 3, 1) if rectified else None),
+    )
+
+
+def lamp(conn: psycopg.Connection, i: int, district: str, defect: bool) -> None:
+    conn.execute(
+        """INSERT INTO lighting_facilities (facility_id, facility_type, district, lamp_type,
+               rated_power_w, device_id, installed_on, defect, defect_found_on)
+           VALUES (%s, 'lamp', %s, 'LED', 120, %s, DATE '2020-01-01', %s, %s)
+           ON CONFLICT (facility_id) DO UPDATE SET district = EXCLUDED.district,
+               defect = EXCLUDED.defect, defect_found_on = EXCLUDED.defect_found_on""",
+        (f"L-{i}", district, f"SL-{i}", "破损" if defect else None,
+         date(2026, 5, 1) if defect else None),
+    )  # fmt: skip
+
+
+def alarm(conn: psycopg.Connection, i: int) -> None:
+    """A lamp alarm open over DAY's 22:00 snapshot, or resolve the open one."""
+    resolved = conn.execute(
+        "UPDATE alerts SET status = 'resolved', resolved_at = %s, resolved_by = 'test' "
+        "WHERE rule_id = 'SL_LAMP_OUT' AND subject = %s AND status <> 'resolved' RETURNING id",
+        (datetime(2026, 5, 31, 1, tzinfo=UTC), f"SL-{i}"),
+    ).fetchone()
+    if resolved is None:
+        conn.execute(
+            """INSERT INTO alerts (rule_id, subject, device_id, kind, district, severity,
+                   opened_at, title)
+               VALUES ('SL_LAMP_OUT', %s, %s, 'streetlight', 'wenfeng', 'alarm', %s,
+                   '灯不亮 lamp out')""",
+            (f"SL-{i}", f"SL-{i}", datetime(2026, 5, 31, tzinfo=UTC)),
+        )
+
+
+def uncached(database_url: str, worst: bool = False, ids: set[str] | None = None) -> Any:
+    """What the endpoints answer without the cache: the report computed from scratch."""
+    with psycopg.connect(database_url) as fresh:
+        return build_report(fresh, DAY, worst=worst, target_ids=ids).rows
+
+
+def summary(t: dict[str, Any]) -> tuple[Any, ...]:
+    a = t["assessment"]
+    return (t["id"], t["kpi"], t["target_value"], a["status"], a["value"], a["projection"],
+            a["trend_per_month"], a["reasoning"])  # fmt: skip
+
+
+def row_summary(r: Any) -> tuple[Any, ...]:
+    a = r.assessment
+    return (r.target.id, r.target.kpi, r.target.target_value, a.status, a.value, a.projection,
+            a.trend_per_month, a.reasoning)  # fmt: skip
+
+
+def test_a_second_request_is_served_from_the_cache(api, database_url, conn):
+    client, viewer, _ = api
+    hazard(conn, 1, "wenfeng", rectified=True)
+    first = by_id(client, viewer)
+    hits = cache_of(client).hits
+    second = by_id(client, viewer)
+    assert cache_of(client).hits > hits  # the values came from the cache
+    assert second == first  # computed_at included: the same values
+    assert sorted(map(summary, second.values())) == sorted(map(row_summary, uncached(database_url)))
+    versions = conn.execute("SELECT count(*) FROM plan_input_versions").fetchone()[0]
+    assert versions == 2  # one counter row per area, however many changes
+
+
+def test_each_input_is_seen_by_the_next_request(api, database_url, conn):
+    client, viewer, operator = api
+    hazard(conn, 1, "wenfeng", rectified=False)
+    lamp(conn, 1, "wenfeng", defect=False)
+    before = by_id(client, viewer)
+    hidden = next(t for t in before.values() if t["kpi"] == "hidden.rectification_rate")
+    assert hidden["assessment"]["value"] == 0.0
+    assert before["T6a"]["assessment"]["value"] == 100.0
+
+    # A ledger edit (a second hazard, rectified): the next request counts it.
+    hazard(conn, 2, "beiguan", rectified=True)
+    after = by_id(client, viewer)
+    assert after[hidden["id"]]["assessment"]["value"] == 50.0
+
+    # A new lamp alarm open over the day's snapshot: the lamp is not intact.
+    alarm(conn, 1)
+    assert by_id(client, viewer)["T6a"]["assessment"]["value"] == 0.0
+    alarm(conn, 1)  # resolved before the day: intact again
+    assert by_id(client, viewer)["T6a"]["assessment"]["value"] == 100.0
+
+    # A target edit through the API.
+    patched = client.patch("/targets/T6a", headers=operator, json={"target_value": 99.5})
+    assert patched.status_code == 200, patched.text
+    assert by_id(client, viewer)["T6a"]["target_value"] == 99.5
+    detail = client.get(f"/targets/T6a?as_of={DAY}", headers=viewer).json()
+    assert detail["target_value"] == 99.5 and detail["assessment"]["value"] == 100.0
+    feed = client.get(f"/feed?as_of={DAY}", headers=viewer).json()
+    assert next(t for t in feed["targets"] if t["id"] == "T6a")["target_value"] == 99.5
+    assert [summary(t) for t in by_id(client, viewer).values()] == [
+        row_summary(r) for r in uncached(database_url)
+    ]
+
+
+def test_readings_are_seen_once_the_minute_passes(api, conn):
+    """Readings bump no counter: a late reading is seen by the first request of the next
+    minute, and until then the answer says when it was computed."""
+    client, viewer, _ = api
+    conn.execute(
+        "INSERT INTO devices (device_id, kind, district, lat, lon, status) "
+        "VALUES ('MH-plancache-1', 'manhole', 'wenfeng', 36.1, 114.3, 'active')"
+    )
+    url = f"/kpis/manhole.online_rate?day={DAY}"
+    if datetime.now(UTC).second >= 50:  # leave time to see the cached answer in its minute
+        clock.sleep(61 - datetime.now(UTC).second)
+    cold = client.get(url, headers=viewer).json()
+    assert cold["value"] == 0.0
+    seen = datetime.combine(DAY, datetime.min.time(), LOCAL) + timedelta(hours=23, minutes=50)
+    conn.execute(
+        "INSERT INTO device_status (device_id, ts, status, received_at) "
+        "VALUES ('MH-plancache-1', %s, 'heartbeat', now())",
+        (seen,),
+    )
+    stale = client.get(url, headers=viewer).json()
+    assert stale == cold  # the same minute: the cached value, computed_at unchanged
+    clock.sleep(61 - datetime.now(UTC).second)
+    fresh = client.get(url, headers=viewer).json()
+    assert fresh["value"] == 100.0
+    assert datetime.fromisoformat(fresh["computed_at"]) > datetime.fromisoformat(
+        cold["computed_at"]
+    )
+
+
+EDITS = st.one_of(
+    st.tuples(st.just("hazard"), st.integers(1, 4), st.sampled_from(DISTRICTS), st.booleans()),
+    st.tuples(st.just("lamp"), st.integers(1, 4), st.sampled_from(DISTRICTS), st.booleans()),
+    st.tuples(st.just("alarm"), st.integers(1, 4)),
+    st.tuples(st.just("target"), st.sampled_from([50.0, 90.0, 96.0, 99.9])),
+    st.tuples(st.just("nothing")),
+)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(edits=st.lists(EDITS, min_size=1, max_size=5))
+def test_cached_answers_are_the_uncached_answers(api, database_url, conn, edits):
+    client, viewer, operator = api
+    for edit in edits:
+        match edit:
+            case ("hazard", i, district, rectified):
+                hazard(conn, i, district, rectified)
+            case ("lamp", i, district, defect):
+                lamp(conn, i, district, defect)
+            case ("alarm", i):
+                alarm(conn, i)
+            case ("target", value):
+                got = client.patch("/targets/T6a", headers=operator, json={"target_value": value})
+                assert got.status_code == 200, got.text
+        listed = by_id(client, viewer)
+        assert [summary(t) for t in listed.values()] == [
+            row_summary(r) for r in uncached(database_url)
+        ]
+        detail = client.get(f"/targets/T6a?as_of={DAY}", headers=viewer).json()
+        (expected,) = uncached(database_url, worst=True, ids={"T6a"})
+        assert summary(detail) == row_summary(expected)
+        assert [d["code"] for d in detail["worst_districts"]] == [w.code for w in expected.worst]
+
+
+def versions(conn: psycopg.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT area, version FROM plan_input_versions").fetchall())
+
+
+def test_a_counter_moves_once_per_committed_transaction_that_changes_its_inputs(conn):
+    start = versions(conn)
+    assert set(start) == {"ledgers", "alerts"}
+    with conn.transaction():
+        for i in range(3):
+            hazard(conn, i, "wenfeng", rectified=False)
+        lamp(conn, 1, "beiguan", defect=True)
+    assert versions(conn) == {**start, "ledgers": start["ledgers"] + 1}
+    with pytest.raises(RuntimeError), conn.transaction():
+        hazard(conn, 9, "wenfeng", rectified=True)
+        raise RuntimeError("rolled back")
+    assert versions(conn) == {**start, "ledgers": start["ledgers"] + 1}  # nothing committed
+    alarm(conn, 1)
+    opened = versions(conn)
+    assert opened["alerts"] == start["alerts"] + 1
+    # The engine's bookkeeping of an open alert is no KPI input: no bump.
+    conn.execute("UPDATE alerts SET updated_at = now(), detail = '{\"n\": 2}' WHERE id > 0")
+    assert versions(conn) == opened
+    conn.execute("UPDATE alerts SET cleared_at = opened_at + interval '1 hour' WHERE id > 0")
+    assert versions(conn)["alerts"] == opened["alerts"] + 1
+    conn.execute("TRUNCATE hidden_dangers")
+    assert versions(conn)["ledgers"] == opened["ledgers"] + 1
+    assert conn.execute("SELECT count(*) FROM plan_input_versions").fetchone()[0] == 2
