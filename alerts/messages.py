@@ -16,12 +16,16 @@ import orjson
 from pydantic import ValidationError
 
 from urbanwatch.kinds import READING_MODELS
-from urbanwatch.topics import GATEWAY, parse_topic
+from urbanwatch.topics import GATEWAY, Topic, parse_topic
 
 _STATUS_WORD = re.compile(r"^[a-z_]{1,32}$")
 # The models' schema validators called directly (skips model_validate_json's Python wrapper,
 # as ingest/reading.py does); the same validation.
 _VALIDATORS = {kind: model.__pydantic_validator__ for kind, model in READING_MODELS.items()}
+# A device reports on the same topic every time: its parts are kept (a city's topics fit;
+# past TOPICS_KEPT the cache starts afresh).
+TOPICS_KEPT = 200_000
+_TOPICS: dict[tuple[str, str], Topic | None] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,13 @@ class Parsed:
 def parse(prefix: str, topic: str, payload: bytes, kinds: Mapping[str, str], out: Parsed) -> None:
     """Add the message's readings / status to `out`; `kinds` maps device id -> kind (the
     registry: gateway batch elements are looked up there)."""
-    parts = parse_topic(prefix, topic)
+    key = (prefix, topic)
+    if key in _TOPICS:
+        parts = _TOPICS[key]
+    else:
+        if len(_TOPICS) >= TOPICS_KEPT:
+            _TOPICS.clear()
+        parts = _TOPICS[key] = parse_topic(prefix, topic)
     if parts is None:
         out.skipped += 1
         return

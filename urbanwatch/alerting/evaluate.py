@@ -221,10 +221,14 @@ def evaluate_reading(
         if change is not None:
             out.append(change)
     state.last_ts = ts
+    last = state.last
     for name, value in fields.items():
         if value is not None:
-            state.last[name] = value
-            if name in plan.held_fields:
+            last[name] = value
+    held_fields = plan.held_fields
+    if held_fields:  # most kinds have none
+        for name, value in fields.items():
+            if value is not None and name in held_fields:
                 old = state.held.get(name)
                 if old is None or old[0] != value:
                     state.held[name] = (value, ts)
