@@ -112,12 +112,17 @@ KEYS_NOW = """SELECT a.rule_id, a.subject, bool_or(a.status <> 'resolved'), max(
                    USING (rule_id, subject)
               GROUP BY a.rule_id, a.subject"""
 INSERT_ALERTS = """INSERT INTO alerts (rule_id, subject, device_id, kind, district, severity,
-                       opened_at, last_fired_at, title, detail, parent_id, suppressed)
-                   SELECT r, s, d, k, di, sev, o, l, t, j::jsonb, NULL, false
+                       opened_at, last_fired_at, title, detail, parent_id, suppressed,
+                       site_due_at, resolve_due_at, muted_by)
+                   SELECT r, s, d, k, di, sev, o, l, t,
+                          CASE WHEN w.muted_by IS NULL THEN j::jsonb
+                               ELSE j::jsonb || jsonb_build_object('muted_by', w.muted_by) END,
+                          NULL, w.muted_by IS NOT NULL, w.site_due_at, w.resolve_due_at, w.muted_by
                    FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
                                %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[],
                                %s::text[]) WITH ORDINALITY
                         AS x (r, s, d, k, di, sev, o, l, t, j, n)
+                   CROSS JOIN LATERAL alert_work_defaults(d, s, di, sev, o, coalesce(l, o)) w
                    ORDER BY n
                    RETURNING id, rule_id, subject"""
 INSERT_EVENTS = """INSERT INTO alert_events (alert_id, event, actor, severity, detail)
