@@ -7,7 +7,9 @@ notify_inbox is compared."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,8 @@ from psycopg.types.json import Jsonb
 from urbanwatch.queries import alerts as q
 
 SQL = Path(__file__).parent.parent / "urbanwatch" / "sql"
-# The engine's bulk INSERT before 032 (urbanwatch/queries/alerts.py at branch int): the
-# defaults were left to the row trigger.
+# The engine's bulk write before 032 (urbanwatch/queries/alerts.py at branch int): arrays,
+# two statements, the defaults left to the row trigger.
 OLD_INSERT_ALERTS = """INSERT INTO alerts (rule_id, subject, device_id, kind, district, severity,
                        opened_at, last_fired_at, title, detail, parent_id, suppressed)
                    SELECT r, s, d, k, di, sev, o, l, t, j::jsonb, NULL, false
@@ -32,6 +34,11 @@ OLD_INSERT_ALERTS = """INSERT INTO alerts (rule_id, subject, device_id, kind, di
                         AS x (r, s, d, k, di, sev, o, l, t, j, n)
                    ORDER BY n
                    RETURNING id, rule_id, subject"""
+OLD_INSERT_EVENTS = """INSERT INTO alert_events (alert_id, event, actor, severity, detail)
+                   SELECT a, 'opened', %s, sev, j::jsonb
+                   FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY
+                        AS x (a, sev, j, n)
+                   ORDER BY n"""
 SEVERITIES = ("info", "warning", "alarm", "critical")
 DEVICES = tuple(f"perf2-dev-{i}" for i in range(6))
 GROUPS = ("perf2-c0", "perf2-dma1")  # group subjects (a circuit, a DMA)
@@ -39,6 +46,21 @@ DISTRICTS = ("wenfeng", "beiguan")
 RULES = ("PERF2_A", "PERF2_B")
 # Half the steps' times are before now, half after: both branches of GREATEST(opened_at, now())
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=90)
+
+
+def old_insert_new(conn: psycopg.Connection, run: Sequence[q.Change]) -> None:
+    """`_insert_new` as it was before 032."""
+    if not run:
+        return
+    details = [json.dumps({**c.detail, "at": c.at.isoformat()}) for c in run]
+    columns = [
+        [c.rule_id for c in run], [c.subject for c in run], [c.device_id for c in run],
+        [c.kind for c in run], [c.district for c in run], [c.severity for c in run],
+        [c.started for c in run], [c.at for c in run], [c.title for c in run], details,
+    ]  # fmt: skip
+    ids = {(r, s): i for i, r, s in conn.execute(OLD_INSERT_ALERTS, columns).fetchall()}
+    events = [ids[(c.rule_id, c.subject)] for c in run]
+    conn.execute(OLD_INSERT_EVENTS, (q.ENGINE, events, [c.severity for c in run], details))
 
 
 def statement(migration: str, pattern: str) -> str:
@@ -156,9 +178,9 @@ def run(conn: psycopg.Connection, steps: list[Step], old: bool) -> tuple[list[An
     conn.execute(
         "SELECT setval('alerts_id_seq', 1, false), setval('alert_events_id_seq', 1, false)"
     )
-    saved = q.INSERT_ALERTS
+    saved = q._insert_new
     if old:
-        q.INSERT_ALERTS = OLD_INSERT_ALERTS
+        q._insert_new = old_insert_new  # type: ignore[assignment]
     try:
         for kind, arg in steps:
             if kind == "batch":
@@ -168,7 +190,7 @@ def run(conn: psycopg.Connection, steps: list[Step], old: bool) -> tuple[list[An
             else:
                 by_person(conn, kind, *arg)
     finally:
-        q.INSERT_ALERTS = saved
+        q._insert_new = saved  # type: ignore[assignment]
     with conn.cursor(row_factory=dict_row) as cur:
         out = tuple(
             cur.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
@@ -258,7 +280,11 @@ def test_defaults_of_a_bulk_write_with_mutes(conn: psycopg.Connection) -> None:
         for mute in mute_list:
             add_mute(conn, mute)
         (circuit, segment) = [r[0] for r in conn.execute("SELECT id FROM alert_mutes ORDER BY id")]
+        updated = "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'alerts'"
+        before = conn.execute(updated).fetchone()
         q.apply_changes(conn, burst, 3600, bulk_min=1)
+        # the bulk INSERT wrote the defaults itself: the statement trigger updated no row
+        assert conn.execute(updated).fetchone() == before
         rows = conn.execute(
             "SELECT a.subject, a.suppressed, a.muted_by, (a.detail->>'muted_by')::bigint, "
             "a.site_due_at - GREATEST(a.opened_at, now()), "
