@@ -141,10 +141,14 @@ class EngineProcess:
 
 
 def latency(
-    admin_url: str, seconds: float, rate: float = RATE, devices: int = LATENCY_DEVICES
+    admin_url: str,
+    seconds: float,
+    rate: float = RATE,
+    devices: int = LATENCY_DEVICES,
+    tag: str = "",
 ) -> dict[str, Any]:
     prefix = f"uwa{uuid.uuid4().hex[:6]}"
-    with bench_database(admin_url, commit_log=None) as url, broker() as b:
+    with bench_database(admin_url, commit_log=None, tag=tag) as url, broker() as b:
         lamps = [f"{prefix}-sl{k:05d}" for k in range(devices)]
         register_devices(url, "streetlight", lamps)
         register_devices(url, "manhole", ["PROBE-1"])
@@ -201,13 +205,13 @@ def latency(
     }
 
 
-def offline(admin_url: str, devices: int) -> dict[str, Any]:
+def offline(admin_url: str, devices: int, tag: str = "") -> dict[str, Any]:
     prefix = f"uwo{uuid.uuid4().hex[:6]}"
     text = default_rules_text()
     for old in ("2 * coalesce(attrs.heartbeat_s, heartbeat_s) + grace_s",):
         text = text.replace(f"after_s: {old}", "after_s: '20'")
     rules = parse_rules(text)
-    with bench_database(admin_url, commit_log=None) as url, broker() as b:
+    with bench_database(admin_url, commit_log=None, tag=tag) as url, broker() as b:
         ids = [f"{prefix}-mh{k:05d}" for k in range(devices)]
         register_devices(url, "manhole", ids)
         with psycopg.connect(url, autocommit=True) as conn:
@@ -257,7 +261,9 @@ def offline(admin_url: str, devices: int) -> dict[str, Any]:
     }
 
 
-def run(admin_url: str, quick: bool, parts: set[str] | None = None) -> dict[str, Any]:
+def run(
+    admin_url: str, quick: bool, parts: set[str] | None = None, tag: str = ""
+) -> dict[str, Any]:
     """Every part (or `parts`), as bench/run.py's optional `alerts` part."""
     parts = parts or {"throughput", "latency", "offline"}
     out: dict[str, Any] = {}
@@ -265,10 +271,10 @@ def run(admin_url: str, quick: bool, parts: set[str] | None = None) -> dict[str,
         out["throughput"] = throughput(30_000 if quick else 300_000)
         print("throughput", json.dumps(out["throughput"]), file=sys.stderr)
     if "latency" in parts:
-        out["latency"] = latency(admin_url, 5 if quick else 20)
+        out["latency"] = latency(admin_url, 5 if quick else 20, tag=tag)
         print("latency", json.dumps(out["latency"]), file=sys.stderr)
     if "offline" in parts:
-        out["offline"] = offline(admin_url, 2_000 if quick else 71_500)
+        out["offline"] = offline(admin_url, 2_000 if quick else 71_500, tag=tag)
         print("offline", json.dumps(out["offline"]), file=sys.stderr)
     return out
 
@@ -278,8 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--database-url", default="postgresql://127.0.0.1:5432/postgres")
     p.add_argument("--only", default="throughput,latency,offline")
+    p.add_argument("--tag", default="", help="in the bench databases' names (uw_bench_TAG_*)")
     args = p.parse_args(argv)
-    out = run(args.database_url, args.quick, set(args.only.split(",")))
+    out = run(args.database_url, args.quick, set(args.only.split(",")), args.tag)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"alerts{'-quick' if args.quick else ''}.json").write_text(json.dumps(out, indent=1))
     return 0

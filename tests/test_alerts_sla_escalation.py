@@ -403,9 +403,10 @@ period = st.none() | st.integers(1, 2**31 - 1)
     ),
 )
 def test_sla_deadlines_of_027_are_those_of_022_and_023(conn, sla_rows, missing, alerts):
-    """Migration 027 computes both triggers' deadlines in alert_sla_deadlines(); for every
-    severity, any SLA periods (none, or a severity with no row) and any opening time, past or
-    future, an alert written and reopened gets the deadlines 022's and 023's functions gave.
+    """Migrations 027 and 032 compute both triggers' deadlines (alert_sla_deadlines(),
+    alert_work_defaults()); for every severity, any SLA periods (none, or a severity with no
+    row) and any opening time, past or future, an alert written and reopened gets the
+    deadlines 022's and 023's functions gave.
     Both run in one transaction (the same now()), rolled back."""
     with conn.transaction(force_rollback=True):
         for severity, (site_s, resolve_s) in sla_rows.items():
@@ -417,5 +418,11 @@ def test_sla_deadlines_of_027_are_those_of_022_and_023(conn, sla_rows, missing, 
         now = written_and_reopened(conn, "now", alerts)
         conn.execute(trigger_function("022", "alerts_work_defaults"))
         conn.execute(trigger_function("023", "alerts_sla_restart"))
+        # 032 sets an INSERT's defaults in a statement trigger: back to 018's row trigger
+        conn.execute("DROP TRIGGER alerts_work_defaults_insert ON alerts")
+        conn.execute(
+            "CREATE OR REPLACE TRIGGER alerts_work_defaults BEFORE INSERT OR UPDATE ON alerts "
+            "FOR EACH ROW EXECUTE FUNCTION alerts_work_defaults()"
+        )
         before = written_and_reopened(conn, "before", alerts)
     assert now == before
