@@ -1,0 +1,202 @@
+"""The expected flow and pressure of a water meter (docs/domain.md §5.6, docs/alerts.md
+"Expected flow"): WS_FLOW_ANOMALY's Q_expected and σ_slot, WS_PRESSURE_DROP's expected
+pressure.
+
+A slot is a weekday and a 15-min quarter of the day in local time (Asia/Shanghai, no
+daylight saving): `week_slot` 0 is Monday 00:00-00:15 local, 671 Sunday 23:45-24:00. A
+slot's sample is the mean of the meter's readings in that quarter; its expected value is
+the median of its samples, σ is MAD_TO_SIGMA × their median absolute deviation. Each field
+(flow, pressure) takes the first basis that has at least 2 samples:
+
+  1. `weekday_slot_4w`: the same weekday and quarter in each of the last 4 weeks;
+  2. `slot_7d`: the same quarter on each of the last 7 days, any weekday;
+  3. `hour_7d`: the hourly profile (queries/alerts.hourly_profiles: the same hour over the
+     last 7 days, any count of days).
+
+`<field>_basis` names the basis in the profile, and so in the alert's detail.
+
+Cost: a refresh reads only the quarters the next hours need (from BEHIND_S before to
+AHEAD_S after `now`) on the days back they come from (4 weeks, 7 days: 10 windows of 3 h),
+straight from the raw readings through their BRIN index, not 4 weeks of every quarter. A
+reading outside that span (a replay, a meter's late buffer) gets the hourly profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import psycopg
+
+from urbanwatch.queries.alerts import MAD_TO_SIGMA, hourly_profiles
+
+LOCAL_OFFSET_S = 8 * 3600  # Asia/Shanghai, no daylight saving (as sun.py and evaluate.py)
+SLOT_S = 900
+DAY_SLOTS = 86_400 // SLOT_S  # 96
+WEEK_SLOTS = 7 * DAY_SLOTS  # 672
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
+WEEKS = 4  # docs/domain.md §5.6: the last 4 weeks
+FALLBACK_DAYS = 7
+MIN_SAMPLES = 2  # fewer: the next basis (and σ needs 2)
+# The span of slots a refresh covers around `now`: readings a little late, and the slots
+# until the next refreshes (alerts/service.py refreshes every 15 min; 2 h ahead survives
+# several failed refreshes before readings fall back to the hourly profile).
+BEHIND_S = 3600
+AHEAD_S = 2 * 3600
+FIELDS = ("flow_m3_h", "pressure_mpa")
+WEEKDAY_SLOT, SLOT_7D, HOUR_7D = "weekday_slot_4w", "slot_7d", "hour_7d"
+
+
+def week_slot(ts: float) -> int:
+    """Weekday (Monday 0) × 96 + the 15-min quarter of local time, for epoch seconds `ts`."""
+    days, seconds = divmod(int(ts // 1) + LOCAL_OFFSET_S, 86_400)
+    return (days + EPOCH_WEEKDAY) % 7 * DAY_SLOTS + seconds // SLOT_S
+
+
+def utc_hour_of_slot(slot: int) -> int:
+    """The UTC hour of day a local slot falls in (the hourly profile is keyed by it)."""
+    return (slot % DAY_SLOTS // 4 - LOCAL_OFFSET_S // 3600) % 24
+
+
+Stats = Mapping[str, float]  # flow_m3_h, flow_m3_h_sd, pressure_mpa, ... and the counts n_X
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """(meter, week slot) -> the profile of the slots a refresh covers; the hourly profile
+    (keyed by UTC hour) for any other reading."""
+
+    slots: dict[tuple[str, int], dict[str, float | str]] = field(default_factory=dict)
+    hourly: dict[tuple[str, int], dict[str, float | str]] = field(default_factory=dict)
+
+    def get(self, device_id: str, ts: float) -> dict[str, float | str] | None:
+        found = self.slots.get((device_id, week_slot(ts)))
+        if found is not None:
+            return found
+        return self.hourly.get((device_id, int(ts // 3600) % 24))
+
+
+def choose(
+    weekly: Stats | None, daily: Stats | None, hourly: Mapping[str, float | str] | None
+) -> dict[str, float | str]:
+    """One slot's profile: per field, the first basis with MIN_SAMPLES samples, else the
+    hourly profile's values; `<field>_basis` says which."""
+    out: dict[str, float | str] = {}
+    for name in FIELDS:
+        for basis, stats in ((WEEKDAY_SLOT, weekly), (SLOT_7D, daily)):
+            if stats is not None and stats.get(f"n_{name}", 0) >= MIN_SAMPLES:
+                out[name] = stats[name]
+                out[f"{name}_sd"] = stats[f"{name}_sd"]
+                out[f"{name}_basis"] = basis
+                break
+        else:
+            if hourly is not None and name in hourly:
+                out[name] = hourly[name]
+                if f"{name}_sd" in hourly:
+                    out[f"{name}_sd"] = hourly[f"{name}_sd"]
+                out[f"{name}_basis"] = HOUR_7D
+    return out
+
+
+def windows(now: datetime) -> list[tuple[int, datetime, datetime]]:
+    """(days back, start, end) of the past spans a refresh at `now` reads: the covered span
+    moved back 7, 14, 21, 28 days (same weekday) and 1..7 days (any weekday)."""
+    start, end = covered_span(now)
+    days = sorted({7 * w for w in range(1, WEEKS + 1)} | set(range(1, FALLBACK_DAYS + 1)))
+    return [(d, start - timedelta(days=d), end - timedelta(days=d)) for d in days]
+
+
+def covered_span(now: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of the slots a refresh at `now` covers, on quarter boundaries."""
+    ts = now.timestamp()
+    start = ts - ts % SLOT_S - BEHIND_S
+    return datetime.fromtimestamp(start, now.tzinfo), datetime.fromtimestamp(
+        start + BEHIND_S + AHEAD_S, now.tzinfo
+    )
+
+
+# One row per (meter, basis, key): key is the week slot (weekday_slot_4w) or the quarter
+# of the day (slot_7d). {where} ORs the windows' ts ranges, so the planner bitmap-ORs the
+# BRIN index ranges; each reading lies in one window (windows are whole days apart and
+# shorter than a day), so `d` is its days back.
+SLOT_PROFILES = """WITH quarters AS (
+        SELECT device_id, {days_back} AS d,
+               date_bin(INTERVAL '15 minutes', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS q,
+               avg(flow_m3_h) AS f, avg(pressure_mpa) AS p
+        FROM watermeter_readings WHERE {where}
+        GROUP BY 1, 2, 3),
+    tagged AS (
+        SELECT device_id, 'w' AS basis,
+               (extract(isodow FROM q AT TIME ZONE 'Asia/Shanghai')::int - 1) * 96
+               + extract(hour FROM q AT TIME ZONE 'Asia/Shanghai')::int * 4
+               + extract(minute FROM q AT TIME ZONE 'Asia/Shanghai')::int / 15 AS key, f, p
+        FROM quarters WHERE mod(d, 7) = 0
+        UNION ALL
+        SELECT device_id, 'd',
+               extract(hour FROM q AT TIME ZONE 'Asia/Shanghai')::int * 4
+               + extract(minute FROM q AT TIME ZONE 'Asia/Shanghai')::int / 15, f, p
+        FROM quarters WHERE d <= %(days)s),
+    medians AS (
+        SELECT device_id, basis, key,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY f) AS mf,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY p) AS mp,
+               count(f) AS nf, count(p) AS np
+        FROM tagged GROUP BY 1, 2, 3)
+    SELECT m.device_id, m.basis, m.key, m.nf, m.np, m.mf, m.mp,
+           %(k)s * percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(t.f - m.mf)),
+           %(k)s * percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(t.p - m.mp))
+    FROM medians m JOIN tagged t USING (device_id, basis, key)
+    GROUP BY m.device_id, m.basis, m.key, m.nf, m.np, m.mf, m.mp"""
+
+
+def slot_stats(
+    conn: psycopg.Connection, now: datetime
+) -> dict[tuple[str, str, int], dict[str, float]]:
+    """(meter, 'w' or 'd', key) -> median, σ and sample count of flow and pressure over the
+    windows of a refresh at `now` (SLOT_PROFILES)."""
+    spans = windows(now)
+    params: dict[str, object] = {"k": MAD_TO_SIGMA, "days": FALLBACK_DAYS}
+    where, cases = [], []
+    for i, (d, lo, hi) in enumerate(spans):
+        params[f"lo{i}"], params[f"hi{i}"] = lo, hi
+        where.append(f"(ts >= %(lo{i})s AND ts < %(hi{i})s)")
+        cases.append(f"WHEN ts < %(hi{i})s THEN {d}")
+    # checked oldest window first: the first end above ts is that of ts's window
+    days_back = "CASE " + " ".join(reversed(cases)) + " END"
+    query = SLOT_PROFILES.format(where=" OR ".join(where), days_back=days_back)
+    out: dict[tuple[str, str, int], dict[str, float]] = {}
+    for device_id, basis, key, nf, np_, mf, mp, sf, sp in conn.execute(query, params):
+        stats = {"n_flow_m3_h": float(nf), "n_pressure_mpa": float(np_)}
+        for name, value in (("flow_m3_h", mf), ("pressure_mpa", mp)):
+            if value is not None:
+                stats[name] = float(value)
+        for name, value in (("flow_m3_h_sd", sf), ("pressure_mpa_sd", sp)):
+            if value is not None:
+                stats[name] = float(value)
+        out[(device_id, basis, key)] = stats
+    return out
+
+
+def load_profiles(conn: psycopg.Connection, now: datetime) -> Profiles:
+    """The profiles a refresh at `now` gives: every covered slot of every meter with any
+    history (slot_stats, then the hourly profile), and the hourly profile for the rest."""
+    stats = slot_stats(conn, now)
+    hourly = {
+        key: {**values, **{f"{f}_basis": HOUR_7D for f in FIELDS if f in values}}
+        for key, values in hourly_profiles(conn, now).items()
+    }
+    meters = {d for d, _, _ in stats} | {d for d, _ in hourly}
+    start, end = covered_span(now)
+    slots: dict[tuple[str, int], dict[str, float | str]] = {}
+    for ts in range(int(start.timestamp()), int(end.timestamp()), SLOT_S):
+        slot = week_slot(ts)
+        for meter in meters:
+            profile = choose(
+                stats.get((meter, "w", slot)),
+                stats.get((meter, "d", slot % DAY_SLOTS)),
+                hourly.get((meter, utc_hour_of_slot(slot))),
+            )
+            if profile:
+                slots[(meter, slot)] = profile
+    return Profiles(slots, hourly)
