@@ -182,10 +182,9 @@ def load_profiles(conn: psycopg.Connection, now: datetime) -> Profiles:
     """The profiles a refresh at `now` gives: every covered slot of every meter with any
     history (slot_stats, then the hourly profile), and the hourly profile for the rest."""
     stats = slot_stats(conn, now)
-    hourly = {
-        key: {**values, **{f"{f}_basis": HOUR_7D for f in FIELDS if f in values}}
-        for key, values in hourly_profiles(conn, now).items()
-    }
+    hourly: dict[tuple[str, int], dict[str, float | str]] = {}
+    for key, values in hourly_profiles(conn, now).items():
+        hourly[key] = {**values, **{f"{f}_basis": HOUR_7D for f in FIELDS if f in values}}
     meters = {d for d, _, _ in stats} | {d for d, _ in hourly}
     start, end = covered_span(now)
     slots: dict[tuple[str, int], dict[str, float | str]] = {}
