@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from alerts.service import PROFILE_REFRESH_S
 from tests.alerts_helpers import engine_settings, running_engine
 from tests.conftest import wait_for
 from tests.mqtt_helpers import Publisher
@@ -300,3 +301,41 @@ def anomalies(conn: psycopg.Connection) -> list[tuple[str, dict]]:
     return conn.execute(
         "SELECT subject, detail FROM alerts WHERE rule_id = 'WS_FLOW_ANOMALY' ORDER BY id"
     ).fetchall()
+
+
+def test_a_slow_refresh_does_not_hold_up_the_evaluation(
+    conn, database_url, mqtt_url, topic_prefix
+) -> None:
+    """A refresh waiting on a lock of the readings table (a stand-in for a slow 4-week query)
+    runs in its own thread: the engine goes on evaluating with the last profiles meanwhile,
+    and takes the new ones when the refresh is through."""
+    now = datetime.now(UTC)
+    first = datetime.fromtimestamp(now.timestamp() // 900 * 900 - 900, UTC)
+    add_meter(conn, "WM-S")
+    rows = [
+        (first - timedelta(days=d) + timedelta(minutes=m), 40.0, 0.3)
+        for d in (7, 14, 21)
+        for m in range(0, 45, 5)
+    ]
+    add_readings(conn, "WM-S", rows)
+    conn.commit()
+    with (
+        running_engine(engine_settings(database_url, mqtt_url, topic_prefix)) as service,
+        Publisher(mqtt_url) as pub,
+        psycopg.connect(database_url) as locker,
+    ):
+        loaded = service._profiles
+        locker.execute("LOCK TABLE watermeter_readings IN ACCESS EXCLUSIVE MODE")
+        service._profiles_at = -PROFILE_REFRESH_S  # due: the next reading starts one
+        for seconds in (-120, -60):
+            pub.publish(
+                telemetry_topic(topic_prefix, "watermeter", "WM-S"),
+                {"ts": int((now.timestamp() + seconds) * 1000), "flow_m3_h": 100.0},
+            )
+        wait_for(lambda: anomalies(conn), what="WM-S's flow anomaly while the refresh waits")
+        assert service._profiles_loading.locked() and service._profiles is loaded
+        locker.rollback()
+        wait_for(lambda: not service._profiles_loading.locked(), what="the refresh")
+        assert service._profiles is not loaded
+        assert service._profiles.get("WM-S", now.timestamp()) == loaded.get("WM-S", now.timestamp())
+    assert [subject for subject, _ in anomalies(conn)] == ["WM-S"]
