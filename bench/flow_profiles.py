@@ -81,7 +81,7 @@ def main() -> None:
     url = make_conninfo(ADMIN_URL, dbname=NAME)
     now = datetime.now(UTC)
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        exists = admin.execute("SELECT FROM pg_database WHERE datname = %s", (NAME,)).fetchone()
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (NAME,)).fetchone()
         if not exists:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(NAME)))
     try:
