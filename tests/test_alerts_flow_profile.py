@@ -18,6 +18,7 @@ from alerts.service import PROFILE_REFRESH_S
 from tests.alerts_helpers import engine_settings, running_engine
 from tests.conftest import wait_for
 from tests.mqtt_helpers import Publisher
+from urbanwatch.alerting import Device, DeviceState, default_rules, evaluate_reading, make_plan
 from urbanwatch.queries.alerts import hourly_profiles
 from urbanwatch.queries.profiles import (
     HOUR_7D,
@@ -339,3 +340,20 @@ def test_a_slow_refresh_does_not_hold_up_the_evaluation(
         assert service._profiles is not loaded
         assert service._profiles.get("WM-S", now.timestamp()) == loaded.get("WM-S", now.timestamp())
     assert [subject for subject, _ in anomalies(conn)] == ["WM-S"]
+
+
+def test_pressure_drop_reads_the_same_profile_and_names_its_basis() -> None:
+    """WS_PRESSURE_DROP against a profile as load_profiles gives it: the detail of its alert
+    says which basis the expected pressure came from."""
+    rule = next(r for r in default_rules().rules if r.id == "WS_PRESSURE_DROP")
+    profile = choose(None, {**DAY, "n_flow_m3_h": 0}, HOUR)
+    assert profile["pressure_mpa_basis"] == SLOT_7D and profile["flow_m3_h_basis"] == HOUR_7D
+    plan, state = make_plan([rule]), DeviceState()
+    meter = Device("WM-D", "watermeter", "wenfeng", {"meter_role": "inlet"})
+    at = NOW.timestamp()
+    opened = evaluate_reading(
+        plan, meter, state, {"pressure_mpa": 0.2}, at, at, {"profile": profile}
+    )  # 0.1 MPa under 0.3: over 0.05 MPa and 15 %
+    assert [t.action for t in opened] == ["open"]
+    assert opened[0].detail["profile.pressure_mpa"] == 0.3
+    assert opened[0].detail["profile.pressure_mpa_basis"] == SLOT_7D

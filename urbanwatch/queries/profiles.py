@@ -1,5 +1,5 @@
 """The expected flow and pressure of a water meter (docs/domain.md §5.6, docs/alerts.md
-"Expected flow"): WS_FLOW_ANOMALY's Q_expected and σ_slot, WS_PRESSURE_DROP's expected
+"Expected flow and pressure"): WS_FLOW_ANOMALY's Q_expected and σ_slot, WS_PRESSURE_DROP's expected
 pressure.
 
 A slot is a weekday and a 15-min quarter of the day in local time (Asia/Shanghai, no
