@@ -357,3 +357,33 @@ def test_pressure_drop_reads_the_same_profile_and_names_its_basis() -> None:
     assert [t.action for t in opened] == ["open"]
     assert opened[0].detail["profile.pressure_mpa"] == 0.3
     assert opened[0].detail["profile.pressure_mpa_basis"] == SLOT_7D
+
+
+def test_a_failed_refresh_keeps_the_last_profiles(
+    conn, database_url, mqtt_url, topic_prefix, caplog
+) -> None:
+    """The readings table gone for a moment (renamed): the refresh fails, says so in the
+    log, and the engine keeps evaluating against the profiles it had."""
+    now = datetime.now(UTC)
+    first = datetime.fromtimestamp(now.timestamp() // 900 * 900 - 900, UTC)
+    add_meter(conn, "WM-E")
+    rows = [
+        (first - timedelta(days=d) + timedelta(minutes=m), 40.0, 0.3)
+        for d in (7, 14)
+        for m in range(0, 45, 5)
+    ]
+    add_readings(conn, "WM-E", rows)
+    conn.commit()
+    with running_engine(engine_settings(database_url, mqtt_url, topic_prefix)) as service:
+        loaded = service._profiles
+        conn.execute("ALTER TABLE watermeter_readings RENAME TO watermeter_readings_away")
+        conn.commit()
+        try:
+            service._refresh_profiles()
+            wait_for(lambda: not service._profiles_loading.locked(), what="the refresh")
+        finally:
+            conn.execute("ALTER TABLE watermeter_readings_away RENAME TO watermeter_readings")
+            conn.commit()
+        assert service._profiles is loaded
+        assert loaded.get("WM-E", now.timestamp())["flow_m3_h_basis"] == WEEKDAY_SLOT
+    assert "expected flow profiles not refreshed" in caplog.text
