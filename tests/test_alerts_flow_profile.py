@@ -29,6 +29,7 @@ from urbanwatch.queries.profiles import (
     utc_hour_of_slot,
     week_slot,
 )
+from urbanwatch.queries.rollups import REFRESH_PLAIN
 from urbanwatch.topics import telemetry_topic
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -233,10 +234,10 @@ def reference(history: dict[int, list[tuple[int, float, float | None]]], name: s
 @given(
     st.integers(-4, 7),  # the slot: this many quarters from NOW's
     st.fixed_dictionaries({d: QUARTER for d in DAYS_BACK}),
+    st.booleans(),  # the 15-min rollup materialized (migration 033), or the readings read
 )
-def test_sql_profile_matches_a_python_reference(conn, offset: int, history) -> None:
-    conn.execute("DELETE FROM watermeter_readings")
-    conn.execute("DELETE FROM devices")
+def test_sql_profile_matches_a_python_reference(conn, offset: int, history, rolled) -> None:
+    clear(conn)
     add_meter(conn, "WM-R")
     start = datetime.fromtimestamp(NOW.timestamp() // 900 * 900 + offset * 900, UTC)
     rows = [
@@ -245,6 +246,8 @@ def test_sql_profile_matches_a_python_reference(conn, offset: int, history) -> N
         for s, flow, p in quarter
     ]
     add_readings(conn, "WM-R", rows)
+    if rolled:
+        conn.execute(REFRESH_PLAIN)
     profile = load_profiles(conn, NOW).get("WM-R", start.timestamp() + 450) or {}
     for name in ("flow_m3_h", "pressure_mpa"):
         expected = reference(history, name)
@@ -255,6 +258,35 @@ def test_sql_profile_matches_a_python_reference(conn, offset: int, history) -> N
         assert profile[name] == pytest.approx(median, abs=1e-6)
         assert profile[f"{name}_sd"] == pytest.approx(sigma, abs=1e-6)
         assert profile[f"{name}_basis"] == basis
+
+
+def clear(conn: psycopg.Connection) -> None:
+    """No readings, meters nor rollups (the 15-min rollup goes with the hourly rows)."""
+    conn.execute("DELETE FROM watermeter_hourly_data")
+    conn.execute("UPDATE rollup_watermarks SET upto = NULL, pending = NULL")
+    conn.execute("DELETE FROM watermeter_readings")
+    conn.execute("DELETE FROM devices")
+
+
+def quarter_rows(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute(
+        "SELECT bucket, device_id, n, avg_flow_m3_h FROM watermeter_quarter_data ORDER BY 1, 2"
+    ).fetchall()
+
+
+def test_the_quarter_rollup_follows_the_hourly_refresh_and_late_rows(conn) -> None:
+    """Migration 033: the hourly refresh materializes the 15-min means; a late reading below
+    the watermark is in them after the next refresh, as in the hourly rows."""
+    add_meter(conn, "WM-L")
+    at = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    add_readings(conn, "WM-L", [(at + timedelta(minutes=m), 10.0 + m, None) for m in (1, 7, 20)])
+    assert quarter_rows(conn) == []
+    conn.execute(REFRESH_PLAIN)
+    q0, q1 = at, at + timedelta(minutes=15)
+    assert quarter_rows(conn) == [(q0, "WM-L", 2, 14.0), (q1, "WM-L", 1, 30.0)]
+    add_readings(conn, "WM-L", [(at + timedelta(minutes=16), 20.0, None)])  # late
+    conn.execute(REFRESH_PLAIN)
+    assert quarter_rows(conn) == [(q0, "WM-L", 2, 14.0), (q1, "WM-L", 2, 25.0)]
 
 
 # --- the engine -------------------------------------------------------------------------------

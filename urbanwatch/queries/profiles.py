@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 import psycopg
 
 from urbanwatch.queries.alerts import MAD_TO_SIGMA, hourly_profiles
+from urbanwatch.queries.meta import get_storage
 
 LOCAL_OFFSET_S = 8 * 3600  # Asia/Shanghai, no daylight saving (as sun.py and evaluate.py)
 SLOT_S = 900
@@ -118,20 +119,51 @@ def covered_span(now: datetime) -> tuple[datetime, datetime]:
     )
 
 
-# The mean flow and pressure of each meter's quarters in the windows: {where} ORs the
-# windows' ts ranges, so the planner bitmap-ORs the BRIN index ranges (10 windows of 3 h:
-# 1.8 M readings of 1,000 meters at 1 a minute, bench/flow_profiles.py). The medians and
-# deviations of the 120 k quarters are taken in Python: in SQL (percentile_cont, a self-join
-# for the deviations) they took longer than the scan.
-QUARTERS = """SELECT device_id,
+# The mean flow and pressure of each meter's quarters in the windows (10 of 3 h), from the
+# 15-min rollup (migration 033) where it is materialized, else from the raw readings: {where}
+# ORs the windows' ranges so the planner bitmap-ORs the index ranges. At city scale (1,000
+# meters at 1 a minute, bench/flow_profiles.py) that is 120 k quarters, or 1.8 M readings.
+# The medians and deviations are taken in Python: in SQL (percentile_cont, a self-join for
+# the deviations) they took longer than the scan.
+FROM_ROLLUP = """SELECT device_id, extract(epoch FROM bucket)::bigint, avg_flow_m3_h,
+       avg_pressure_mpa
+FROM {rollup} WHERE {where}"""
+FROM_READINGS = """SELECT device_id,
        extract(epoch FROM date_bin(INTERVAL '15 minutes', ts, TIMESTAMPTZ 'epoch'))::bigint,
        avg(flow_m3_h), avg(pressure_mpa)
 FROM watermeter_readings WHERE {where}
 GROUP BY 1, 2"""
+WATERMARK = "SELECT upto FROM rollup_watermarks WHERE kind = 'watermeter'"
 # For this query only (SET LOCAL: to the end of the transaction). The planner's estimate of
 # the windows' rows is high, which made PostgreSQL JIT-compile it (2.0 s of 3.2 s on the
 # bench's city); and its sort spilled to disk.
 SESSION = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'")
+
+
+def quarters_query(
+    conn: psycopg.Connection, spans: list[tuple[int, datetime, datetime]]
+) -> tuple[str, dict[str, object]]:
+    """The query of the windows' quarters: on TimescaleDB its real-time aggregate; on plain
+    storage the rollup below the watermark and the readings above it."""
+    params: dict[str, object] = {}
+    for i, (_, lo, hi) in enumerate(spans):
+        params[f"lo{i}"], params[f"hi{i}"] = lo, hi
+    if get_storage(conn) == "timescale":
+        rolled, raw, rollup = list(range(len(spans))), [], "watermeter_quarter"
+    else:
+        row = conn.execute(WATERMARK).fetchone()
+        upto = row[0] if row else None
+        rolled = [i for i, s in enumerate(spans) if upto is not None and s[2] <= upto]
+        raw = [i for i in range(len(spans)) if i not in rolled]
+        rollup = "watermeter_quarter_data"
+    parts = []
+    if rolled:
+        where = " OR ".join(f"(bucket >= %(lo{i})s AND bucket < %(hi{i})s)" for i in rolled)
+        parts.append(FROM_ROLLUP.format(rollup=rollup, where=where))
+    if raw:
+        where = " OR ".join(f"(ts >= %(lo{i})s AND ts < %(hi{i})s)" for i in raw)
+        parts.append(FROM_READINGS.format(where=where))
+    return " UNION ALL ".join(parts), params
 
 
 def robust(values: list[float]) -> tuple[float, float]:
@@ -145,16 +177,11 @@ def slot_stats(
 ) -> dict[tuple[str, str, int], dict[str, float]]:
     """(meter, 'w', week slot) and (meter, 'd', quarter of the day) -> median, σ and sample
     count (n_X) of flow and pressure over the windows of a refresh at `now`."""
-    spans = windows(now)
-    params: dict[str, object] = {}
-    where = []
-    for i, (_, lo, hi) in enumerate(spans):
-        params[f"lo{i}"], params[f"hi{i}"] = lo, hi
-        where.append(f"(ts >= %(lo{i})s AND ts < %(hi{i})s)")
     with conn.transaction():
         for setting in SESSION:
             conn.execute(setting)
-        rows = conn.execute(QUARTERS.format(where=" OR ".join(where)), params).fetchall()
+        query, params = quarters_query(conn, windows(now))
+        rows = conn.execute(query, params).fetchall()
     start = covered_span(now)[0].timestamp()
     samples: dict[tuple[str, str, int], tuple[list[float], list[float]]] = {}
     for device_id, quarter, flow, pressure in rows:
