@@ -17,8 +17,9 @@ the median of its samples, σ is MAD_TO_SIGMA × their median absolute deviation
 
 Cost: a refresh reads only the quarters the next hours need (from BEHIND_S before to
 AHEAD_S after `now`) on the days back they come from (4 weeks, 7 days: 10 windows of 3 h),
-straight from the raw readings through their BRIN index, not 4 weeks of every quarter. A
-reading outside that span (a replay, a meter's late buffer) gets the hourly profile.
+from the 15-min rollup (migration 033) below its watermark and from the raw readings above
+it, not 4 weeks of every quarter. A reading outside that span (a replay, a meter's late
+buffer) gets the hourly profile.
 """
 
 from __future__ import annotations
