@@ -111,7 +111,9 @@ def test_timescale_migration_on_an_empty_database(timescale_empty_database):
                 "SELECT view_name FROM timescaledb_information.continuous_aggregates"
             )
         }
-        assert caggs == {f"{k}_{level}" for k in KINDS for level in ("hourly", "district_hourly")}
+        assert caggs == {
+            f"{k}_{level}" for k in KINDS for level in ("hourly", "district_hourly")
+        } | set(rollups.EXTRA_ROLLUPS)
         jobs = sorted(
             r[0]
             for r in conn.execute(
@@ -120,7 +122,7 @@ def test_timescale_migration_on_an_empty_database(timescale_empty_database):
         )
         assert jobs == sorted(
             ["policy_compression", "policy_retention"] * 4
-            + ["policy_refresh_continuous_aggregate"] * 8
+            + ["policy_refresh_continuous_aggregate"] * (8 + len(rollups.EXTRA_ROLLUPS))
         )
         assert migrate(conn).applied == []
 
