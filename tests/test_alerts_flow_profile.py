@@ -208,6 +208,9 @@ QUARTER = st.lists(
     unique_by=lambda r: r[0],
 )
 DAYS_BACK = (1, 2, 3, 4, 5, 6, 7, 14, 21, 28)
+# A day ago: every window is below the rollups' watermark (now - 1 h) once refreshed, and
+# within the 35 days the 15-min rollup keeps.
+RECENT = datetime.now(UTC) - timedelta(days=1)
 
 
 def reference(history: dict[int, list[tuple[int, float, float | None]]], name: str):
@@ -239,7 +242,7 @@ def reference(history: dict[int, list[tuple[int, float, float | None]]], name: s
 def test_sql_profile_matches_a_python_reference(conn, offset: int, history, rolled) -> None:
     clear(conn)
     add_meter(conn, "WM-R")
-    start = datetime.fromtimestamp(NOW.timestamp() // 900 * 900 + offset * 900, UTC)
+    start = datetime.fromtimestamp(RECENT.timestamp() // 900 * 900 + offset * 900, UTC)
     rows = [
         (start - timedelta(days=d) + timedelta(seconds=s), flow, p)
         for d, quarter in history.items()
@@ -248,7 +251,7 @@ def test_sql_profile_matches_a_python_reference(conn, offset: int, history, roll
     add_readings(conn, "WM-R", rows)
     if rolled:
         conn.execute(REFRESH_PLAIN)
-    profile = load_profiles(conn, NOW).get("WM-R", start.timestamp() + 450) or {}
+    profile = load_profiles(conn, RECENT).get("WM-R", start.timestamp() + 450) or {}
     for name in ("flow_m3_h", "pressure_mpa"):
         expected = reference(history, name)
         if expected is None:  # the hourly profile's, or none
@@ -278,13 +281,17 @@ def test_the_quarter_rollup_follows_the_hourly_refresh_and_late_rows(conn) -> No
     """Migration 033: the hourly refresh materializes the 15-min means; a late reading below
     the watermark is in them after the next refresh, as in the hourly rows."""
     add_meter(conn, "WM-L")
-    at = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    at = (datetime.now(UTC) - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
     add_readings(conn, "WM-L", [(at + timedelta(minutes=m), 10.0 + m, None) for m in (1, 7, 20)])
     assert quarter_rows(conn) == []
     conn.execute(REFRESH_PLAIN)
     q0, q1 = at, at + timedelta(minutes=15)
     assert quarter_rows(conn) == [(q0, "WM-L", 2, 14.0), (q1, "WM-L", 1, 30.0)]
     add_readings(conn, "WM-L", [(at + timedelta(minutes=16), 20.0, None)])  # late
+    conn.execute(REFRESH_PLAIN)
+    assert quarter_rows(conn) == [(q0, "WM-L", 2, 14.0), (q1, "WM-L", 2, 25.0)]
+    # kept for 35 days: a reading older than that is not
+    add_readings(conn, "WM-L", [(at - timedelta(days=40), 5.0, None)])
     conn.execute(REFRESH_PLAIN)
     assert quarter_rows(conn) == [(q0, "WM-L", 2, 14.0), (q1, "WM-L", 2, 25.0)]
 

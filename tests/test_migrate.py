@@ -122,6 +122,7 @@ def test_timescale_migration_on_an_empty_database(timescale_empty_database):
         )
         assert jobs == sorted(
             ["policy_compression", "policy_retention"] * 4
+            + ["policy_retention"]  # 033's 15-min rollup, kept 35 days
             + ["policy_refresh_continuous_aggregate"] * (8 + len(rollups.EXTRA_ROLLUPS))
         )
         assert migrate(conn).applied == []

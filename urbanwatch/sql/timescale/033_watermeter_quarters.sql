@@ -2,7 +2,8 @@
 -- each water meter's 15-min means, as a continuous aggregate (real-time: the quarters not
 -- yet materialized are aggregated from the readings). The plain variant
 -- (plain/033_watermeter_quarters.sql) builds the same and says why. A database migrated
--- with readings in it gets the older quarters with `urbanwatch rollup`.
+-- with readings in it gets the older quarters with `urbanwatch rollup`. Kept for 35 days:
+-- the profile reads 28 days back.
 CREATE MATERIALIZED VIEW watermeter_quarter
     WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket(INTERVAL '15 minutes', ts) AS bucket, device_id,
@@ -15,3 +16,4 @@ WITH NO DATA;
 SELECT add_continuous_aggregate_policy('watermeter_quarter',
     start_offset => INTERVAL '4 days', end_offset => INTERVAL '1 hour',
     schedule_interval => INTERVAL '15 minutes', if_not_exists => true);
+SELECT add_retention_policy('watermeter_quarter', INTERVAL '35 days', if_not_exists => true);
