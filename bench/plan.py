@@ -481,8 +481,8 @@ def main(argv: list[str] | None = None) -> int:
         f"endpoints p50 {e['p50_ms']} ms, p99 {e['p99_ms']} ms (target ≤ {ENDPOINT_P99_MS}); "
         f"after a change p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms; "
         f"report text {r['text']['median_s']} s, xlsx {r['xlsx']['median_s']} s "
-        f"(target ≤ {REPORT_S:g}); snapshots {s['period_days']} days in "
-        f"{s.get('period_total_s', 'reused')} s, daily job {s['daily_job_s']} s; "
+        f"(target ≤ {REPORT_S:g}); snapshots {s.get('period_days', 'reused')} days in "
+        f"{s.get('period_total_s', '-')} s, daily job {s['daily_job_s']} s; "
         f"wrote {args.output}"
     )
     return 0

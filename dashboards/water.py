@@ -21,6 +21,11 @@ METERS = f"d.kind = 'watermeter' AND d.district IN ($district) AND {attr_filter(
 # Net inflow of a DMA: its inlets minus its outlets.
 SIGN = "CASE d.attrs->>'meter_role' WHEN 'outlet' THEN -1 ELSE 1 END"
 BOUNDARY = "d.attrs->>'meter_role' IN ('inlet', 'outlet')"
+# The rollups of migration 031 carry district, DMA and role as they were when the hour was
+# materialized (watermeter_dma_hourly, watermeter_boundary_hourly: boundary meters only).
+ROLLUP_SCOPE = f"h.district IN ($district) AND ('{ALL}' IN ($dma) OR h.dma_id IN ($dma))"
+BOUNDARY_METERS = f"{ROLLUP_SCOPE} AND h.meter_role IN ('inlet', 'outlet')"
+BOUNDARY_SIGN = "CASE h.meter_role WHEN 'outlet' THEN -1 ELSE 1 END"
 
 
 def inflow_sql() -> str:
@@ -30,12 +35,13 @@ def inflow_sql() -> str:
     FROM watermeter_readings r JOIN devices d ON d.device_id = r.device_id
     WHERE $__timeFilter(r.ts) AND {METERS} AND {BOUNDARY} AND {{cond}}
     GROUP BY 1, 2, 3, d.attrs->>'meter_role') m GROUP BY 1, 2"""
+    # Beyond six hours: the boundary meters' hourly rows (migration 031), not every meter's.
     rollup = f"""SELECT time, dma AS metric, sum(q) AS value FROM (
-    SELECT $__timeGroupAlias(h.bucket, $__interval), {DMA} AS dma, h.device_id,
-           {SIGN} * avg(h.avg_flow_m3_h) AS q
-    FROM watermeter_hourly h JOIN devices d ON d.device_id = h.device_id
-    WHERE $__timeFilter(h.bucket) AND {METERS} AND {BOUNDARY} AND {{cond}}
-    GROUP BY 1, 2, 3, d.attrs->>'meter_role') m GROUP BY 1, 2"""
+    SELECT $__timeGroupAlias(h.bucket, $__interval), h.dma_id AS dma, h.device_id,
+           {BOUNDARY_SIGN} * avg(h.avg_flow_m3_h) AS q
+    FROM watermeter_boundary_hourly h
+    WHERE $__timeFilter(h.bucket) AND {BOUNDARY_METERS} AND {{cond}}
+    GROUP BY 1, 2, 3, h.meter_role) m GROUP BY 1, 2"""
     return by_span(raw, rollup)
 
 
@@ -49,8 +55,7 @@ WHERE $__timeFilter(r.ts) AND {METERS} AND r.pressure_mpa IS NOT NULL AND {{cond
     rollup = f"""SELECT $__timeGroupAlias(h.bucket, $__interval), h.dma_id AS metric,
        min(h.min_pressure_mpa) AS value
 FROM watermeter_dma_hourly h
-WHERE $__timeFilter(h.bucket) AND h.district IN ($district)
-  AND ('{ALL}' IN ($dma) OR h.dma_id IN ($dma)) AND h.min_pressure_mpa IS NOT NULL AND {{cond}}
+WHERE $__timeFilter(h.bucket) AND {ROLLUP_SCOPE} AND h.min_pressure_mpa IS NOT NULL AND {{cond}}
 GROUP BY 1, 2"""
     return by_span(raw, rollup)
 
@@ -60,9 +65,9 @@ def night_flow_sql() -> str:
     return f"""SELECT date_trunc('day', bucket AT TIME ZONE '{TZ}') AT TIME ZONE '{TZ}' AS time,
        dma AS metric, min(q) AS value
 FROM (
-    SELECT h.bucket, {DMA} AS dma, sum({SIGN} * h.avg_flow_m3_h) AS q
-    FROM watermeter_hourly h JOIN devices d ON d.device_id = h.device_id
-    WHERE $__timeFilter(h.bucket) AND {METERS} AND {BOUNDARY}
+    SELECT h.bucket, h.dma_id AS dma, sum({BOUNDARY_SIGN} * h.avg_flow_m3_h) AS q
+    FROM watermeter_boundary_hourly h
+    WHERE $__timeFilter(h.bucket) AND {BOUNDARY_METERS}
       AND extract(hour FROM h.bucket AT TIME ZONE '{TZ}') IN ({hours})
     GROUP BY 1, 2
 ) night GROUP BY 1, 2 ORDER BY 1"""

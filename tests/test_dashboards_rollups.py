@@ -22,13 +22,15 @@ ROLE = "urbanwatch_grafana"
 MULTI = frozenset({"district", "kind", "dma", "road"})
 HOURS = 48
 MANHOLES = [(f"mh-dash2-{i}", district) for i, district in enumerate(["wenfeng", "linzhou"] * 2)]
-# Two DMAs over two districts, and a meter without a DMA (its own series, metric NULL).
+# Two DMAs over two districts, and a meter without a DMA (its own series, metric NULL);
+# inlets, an outlet (counted negative in the net inflow) and pressure points.
 METERS = [
-    ("wm-dash2-a1", "wenfeng", "DMA-A"),
-    ("wm-dash2-a2", "wenfeng", "DMA-A"),
-    ("wm-dash2-b1", "linzhou", "DMA-B"),
-    ("wm-dash2-b2", "wenfeng", "DMA-B"),
-    ("wm-dash2-x", "linzhou", None),
+    ("wm-dash2-a1", "wenfeng", "DMA-A", "inlet"),
+    ("wm-dash2-a2", "wenfeng", "DMA-A", "pressure"),
+    ("wm-dash2-a3", "wenfeng", "DMA-A", "outlet"),
+    ("wm-dash2-b1", "linzhou", "DMA-B", "inlet"),
+    ("wm-dash2-b2", "wenfeng", "DMA-B", "inlet"),
+    ("wm-dash2-x", "linzhou", None, "inlet"),
 ]
 # Values on both sides of every event threshold (docs/domain.md §2.3), and missing ones.
 WATER = st.sampled_from([None, 0.1, 0.2, 0.5, 0.51, 1.2])
@@ -37,9 +39,10 @@ H2S = st.sampled_from([None, 0.0, 7.0, 6.9])
 CO = st.sampled_from([None, 0.0, 17.0, 16.9])
 O2 = st.sampled_from([None, 20.9, 19.5, 19.4])
 PRESSURE = st.one_of(st.none(), st.floats(0.0, 1.2, allow_nan=False))
+FLOW = st.one_of(st.none(), st.floats(0.0, 500.0, allow_nan=False))
 SECOND = st.integers(0, HOURS * 3600 - 1)
 MANHOLE_READING = st.tuples(st.sampled_from(MANHOLES), SECOND, WATER, CH4, H2S, CO, O2)
-METER_READING = st.tuples(st.sampled_from(METERS), SECOND, PRESSURE)
+METER_READING = st.tuples(st.sampled_from(METERS), SECOND, PRESSURE, FLOW)
 
 
 def _end() -> datetime:
@@ -55,12 +58,12 @@ def _register(conn: psycopg.Connection) -> None:
             "VALUES (%s, 'manhole', %s, 36.1, 114.3)",
             (device_id, district),
         )
-    for device_id, district, dma in METERS:
+    for device_id, district, dma, role in METERS:
         conn.execute(
             "INSERT INTO devices (device_id, kind, district, lat, lon, attrs) VALUES "
             "(%s, 'watermeter', %s, 36.1, 114.3, "
-            "jsonb_strip_nulls(jsonb_build_object('dma_id', %s::text, 'meter_role', 'pressure')))",
-            (device_id, district, dma),
+            "jsonb_strip_nulls(jsonb_build_object('dma_id', %s::text, 'meter_role', %s::text)))",
+            (device_id, district, dma, role),
         )
 
 
@@ -76,11 +79,11 @@ def _write(conn: psycopg.Connection, start: datetime, manholes: list, meters: li
             ],
         )
         cur.executemany(
-            "INSERT INTO watermeter_readings (ts, device_id, received_at, pressure_mpa) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            "INSERT INTO watermeter_readings (ts, device_id, received_at, pressure_mpa, "
+            "flow_m3_h) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             [
-                (start + timedelta(seconds=s), dev, start + timedelta(seconds=s), pressure)
-                for (dev, _district, _dma), s, pressure in meters
+                (start + timedelta(seconds=s), meter[0], start + timedelta(seconds=s), *values)
+                for meter, s, *values in meters
             ],
         )
 
@@ -142,6 +145,25 @@ FROM watermeter_readings r JOIN devices d USING (device_id)
 WHERE r.ts >= %(lo)s AND r.ts <= %(hi)s AND r.pressure_mpa IS NOT NULL
   AND d.district = ANY(%(districts)s) AND (%(dma)s::text IS NULL OR d.attrs->>'dma_id' = %(dma)s)
 GROUP BY 1, 2 ORDER BY 1, 2 NULLS FIRST"""
+# Net inflow: per hour and DMA, the boundary meters' hourly mean flows, outlets negative.
+INFLOW_HOURS = """SELECT hour, dma, sum(q) AS q FROM (
+    SELECT date_bin(INTERVAL '1 hour', r.ts, TIMESTAMPTZ '2000-01-03') AS hour,
+           d.attrs->>'dma_id' AS dma, r.device_id,
+           CASE d.attrs->>'meter_role' WHEN 'outlet' THEN -1 ELSE 1 END * avg(r.flow_m3_h) AS q
+    FROM watermeter_readings r JOIN devices d USING (device_id)
+    WHERE r.ts >= %(lo)s AND r.ts <= %(hi)s AND d.district = ANY(%(districts)s)
+      AND (%(dma)s::text IS NULL OR d.attrs->>'dma_id' = %(dma)s)
+      AND d.attrs->>'meter_role' IN ('inlet', 'outlet')
+    GROUP BY 1, 2, 3, d.attrs->>'meter_role') m
+GROUP BY 1, 2"""
+INFLOW_REFERENCE = f"""SELECT extract(epoch FROM hour), dma, q FROM ({INFLOW_HOURS}) x
+ORDER BY 1, 2 NULLS FIRST"""
+# Minimum night flow: per local day, the lowest of its 02:00 and 03:00 hours' net inflow.
+NIGHT_REFERENCE = f"""SELECT date_trunc('day', hour AT TIME ZONE 'Asia/Shanghai')
+           AT TIME ZONE 'Asia/Shanghai', dma, min(q)
+FROM ({INFLOW_HOURS}) x
+WHERE extract(hour FROM hour AT TIME ZONE 'Asia/Shanghai') IN (2, 3)
+GROUP BY 1, 2"""
 
 
 def _bucketed(rows: list) -> list:
@@ -150,6 +172,22 @@ def _bucketed(rows: list) -> list:
         ((float(t), dma, value) for t, dma, value in rows),
         key=lambda r: (r[0], r[1] is not None, r[1] or ""),
     )
+
+
+def _by_day(rows: list) -> list:
+    return sorted(rows, key=lambda r: (r[0], r[1] is not None, r[1] or ""))
+
+
+def _close(got: list, want: list) -> bool:
+    """Equal rows, sums of floats to 1e-9 (the panel adds in another order)."""
+    if len(got) != len(want):
+        return False
+    for a, b in zip(got, want, strict=True):
+        if a[:-1] != b[:-1] or (a[-1] is None) != (b[-1] is None):
+            return False
+        if a[-1] is not None and abs(a[-1] - b[-1]) > 1e-9 * max(1.0, abs(b[-1])):
+            return False
+    return True
 
 
 def _check(conn: psycopg.Connection, start: datetime, end: datetime) -> None:
@@ -167,6 +205,12 @@ def _check(conn: psycopg.Connection, start: datetime, end: datetime) -> None:
             params = bounds | {"districts": districts, "dma": dma}
             want = conn.execute(PRESSURE_REFERENCE, params).fetchall()
             assert _bucketed(got) == _bucketed(want)
+            got = _panel(conn, "uw-water", 1, ctx)
+            want = conn.execute(INFLOW_REFERENCE, params).fetchall()
+            assert _close(_bucketed(got), _bucketed(want))
+            got = _panel(conn, "uw-water", 3, ctx)
+            want = conn.execute(NIGHT_REFERENCE, params).fetchall()
+            assert _close(_by_day(got), _by_day(want))
 
 
 @pytest.fixture
@@ -207,7 +251,8 @@ def test_a_meter_moved_to_another_dma_counts_where_it_was_when_its_hour_settled(
     end = _end()
     start = end - timedelta(hours=HOURS)
     meter = METERS[0]
-    _write(conn, start, [], [(meter, 600, 0.2), (meter, (HOURS - 1) * 3600 + 60, 0.3)])
+    readings = [(meter, 600, 0.2, 10.0), (meter, (HOURS - 1) * 3600 + 60, 0.3, 12.0)]
+    _write(conn, start, [], readings)
     _settle(conn, start + timedelta(hours=2))
     conn.execute(
         'UPDATE devices SET attrs = attrs || \'{"dma_id": "DMA-B"}\' WHERE device_id = %s',

@@ -218,9 +218,13 @@ def test_grafana_role_reads_no_secrets_and_writes_nothing(reader):
             conn.execute("DELETE FROM alerts")
 
 
-def _scanned_readings(conn: psycopg.Connection, sql: str) -> list[str]:
-    """The `<kind>_readings` tables a query's plan scans. On TimescaleDB the plan scans a
-    hypertable's chunks (`_hyper_1_4_chunk`), so each chunk is named by its hypertable."""
+# Panels whose short (six-hour) branch reads a table of counts instead of raw readings.
+SHORT_READS = {("uw-live", 6): "ingest_minutes"}  # ingest rate (migration 029)
+
+
+def _scanned(conn: psycopg.Connection, sql: str) -> list[str]:
+    """The tables a query's plan scans. On TimescaleDB the plan scans a hypertable's chunks
+    (`_hyper_1_4_chunk`), so each chunk is named by its hypertable."""
     plan = "\n".join(r[0] for r in conn.execute(b"EXPLAIN " + sql.encode()))
     scanned = re.findall(r"Scan(?: Backward)?(?: using \S+)? on (\w+)", plan)
     chunks: dict[str, str] = {}
@@ -230,7 +234,12 @@ def _scanned_readings(conn: psycopg.Connection, sql: str) -> list[str]:
                 "SELECT chunk_name, hypertable_name FROM timescaledb_information.chunks"
             ).fetchall()
         )
-    return [t for t in (chunks.get(n, n) for n in scanned) if t.endswith("_readings")]
+    return [chunks.get(n, n) for n in scanned]
+
+
+def _scanned_readings(conn: psycopg.Connection, sql: str) -> list[str]:
+    """The `<kind>_readings` tables a query's plan scans."""
+    return [t for t in _scanned(conn, sql) if t.endswith("_readings")]
 
 
 def test_long_ranges_read_rollups_not_raw_readings(reader):
@@ -248,10 +257,26 @@ def test_long_ranges_read_rollups_not_raw_readings(reader):
                     expand(target["rawSql"], context(panel, r, timescaledb, all_values(conn)))
                     for r in ("6h", "2d")
                 )
-                assert _scanned_readings(conn, short), f"{where}: no raw scan over 6 h"
+                if (board["uid"], panel["id"]) in SHORT_READS:
+                    assert SHORT_READS[board["uid"], panel["id"]] in _scanned(conn, short)
+                    assert not _scanned_readings(conn, short), f"{where}: raw scan over 6 h"
+                else:
+                    assert _scanned_readings(conn, short), f"{where}: no raw scan over 6 h"
                 assert not _scanned_readings(conn, long), f"{where}: raw scan over 2 days"
                 checked += 1
     assert checked >= 10
+
+
+def test_the_ingest_panels_read_no_readings(reader):
+    """The live board's ingest rate (up to six hours) and lag read ingest_minutes only."""
+    conn, timescaledb = reader
+    board = next(b for _f, b in load_json() if b["uid"] == "uw-live")
+    for panel in (p for p in _panels(board) if p["id"] in (6, 7)):
+        sql = expand(
+            panel["targets"][0]["rawSql"], context(panel, "6h", timescaledb, all_values(conn))
+        )
+        assert "ingest_minutes" in _scanned(conn, sql)
+        assert not _scanned_readings(conn, sql), panel["title"]
 
 
 def test_compose_login_script_makes_a_login_in_the_grafana_role(filled):

@@ -152,7 +152,8 @@ def test_each_input_is_seen_by_the_next_request(api, database_url, conn):
 
 def test_readings_are_seen_once_the_minute_passes(api, conn):
     """Readings bump no counter: a late reading is seen by the first request of the next
-    minute, and until then the answer says when it was computed."""
+    minute, and until then the answer says when it was computed. A KPI of ledgers alone
+    is not recomputed when the minute passes."""
     client, viewer, _ = api
     conn.execute(
         "INSERT INTO devices (device_id, kind, district, lat, lon, status) "
@@ -163,6 +164,8 @@ def test_readings_are_seen_once_the_minute_passes(api, conn):
         clock.sleep(61 - datetime.now(UTC).second)
     cold = client.get(url, headers=viewer).json()
     assert cold["value"] == 0.0
+    ledger_url = f"/kpis/hidden.rectification_rate?day={DAY}"  # ledgers only: no minute
+    ledger_value = client.get(ledger_url, headers=viewer).json()
     seen = datetime.combine(DAY, datetime.min.time(), LOCAL) + timedelta(hours=23, minutes=50)
     conn.execute(
         "INSERT INTO device_status (device_id, ts, status, received_at) "
@@ -177,6 +180,8 @@ def test_readings_are_seen_once_the_minute_passes(api, conn):
     assert datetime.fromisoformat(fresh["computed_at"]) > datetime.fromisoformat(
         cold["computed_at"]
     )
+    # A value of ledgers alone outlives the minute: the same computation, still cached.
+    assert client.get(ledger_url, headers=viewer).json() == ledger_value
 
 
 EDITS = st.one_of(
@@ -244,3 +249,60 @@ def test_a_counter_moves_once_per_committed_transaction_that_changes_its_inputs(
     conn.execute("TRUNCATE hidden_dangers")
     assert versions(conn)["ledgers"] == opened["ledgers"] + 1
     assert conn.execute("SELECT count(*) FROM plan_input_versions").fetchone()[0] == 2
+
+
+# Tables fed by readings (or derived from them): a KPI marked reads_readings=False must read
+# none of them, or the cache would keep its value past the minute.
+READINGS_FED = ("device_status", "dma_night_flow", "dma_daily_runs", "kpi_daily",
+                "kpi_daily_dma")  # fmt: skip
+
+
+def test_kpis_of_ledgers_alone_read_no_readings(database_url, conn):
+    """Each KPI with reads_readings=False computes under a role that may not read any
+    readings-fed table (PostgreSQL refuses the query otherwise); a readings KPI cannot."""
+    from psycopg import errors, sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from urbanwatch.kpi.base import Scope as KpiScope
+    from urbanwatch.kpi.base import effective_config, load_all
+
+    role = f"uw_plancache_ledgers_{datetime.now(UTC).strftime('%H%M%S%f')}"
+    fed = [
+        r[0]
+        for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND (tablename = "
+            "ANY(%s) OR tablename LIKE '%%\\_readings' OR tablename LIKE '%%\\_hourly\\_data')",
+            (list(READINGS_FED),),
+        )
+    ]
+    assert "streetlight_readings" in fed and "device_status" in fed
+    lamp(conn, 1, "wenfeng", defect=True)
+    hazard(conn, 1, "beiguan", rectified=True)
+    alarm(conn, 1)
+    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        conn.execute(
+            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(
+                sql.Identifier(role)
+            )
+        )
+        for table in fed:
+            conn.execute(
+                sql.SQL("REVOKE SELECT ON {} FROM {}").format(
+                    sql.Identifier(table), sql.Identifier(role)
+                )
+            )
+        params = conninfo_to_dict(database_url) | {"user": role}
+        with psycopg.connect(make_conninfo(**params), autocommit=True) as limited:
+            specs = load_all().values()
+            ledger_only = [s for s in specs if not s.reads_readings]
+            assert len(ledger_only) >= 10
+            for spec in ledger_only:
+                for scope in (KpiScope("city"), KpiScope("wenfeng", ("wenfeng",))):
+                    spec.compute(limited, DAY, scope, effective_config(spec, None))
+            online = load_all()["manhole.online_rate"]
+            with pytest.raises(errors.InsufficientPrivilege):
+                online.compute(limited, DAY, KpiScope("city"), effective_config(online, None))
+    finally:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -106,6 +106,9 @@ class KpiSpec:
     items: Items | None = None
     # Configuration the formula reads, with the proposed default (docs/domain.md §7 gaps).
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    # False: computed from ledgers (and alerts) only, never from readings or device status,
+    # so the API's value cache (urbanwatch/plan/values.py) may keep it past the minute.
+    reads_readings: bool = True
 
 
 _REGISTRY: dict[str, KpiSpec] = {}

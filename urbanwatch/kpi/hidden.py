@@ -56,6 +56,7 @@ register(
         "hidden.rectification_rate", "hidden", "隐患整改率", "hidden-danger rectification rate",
         "%", "higher", "T9",
         lambda c, d, s, cfg: rectification_rate(q.hazards(c, s.districts), d), items=_open,
+        reads_readings=False,
     )
 )  # fmt: skip
 register(
@@ -63,5 +64,6 @@ register(
         "hidden.overdue_count", "hidden", "超期未整改隐患数", "hidden dangers past their deadline",
         "count", "lower", "T9",
         lambda c, d, s, cfg: overdue_count(q.hazards(c, s.districts), d), items=_overdue,
+        reads_readings=False,
     )
 )  # fmt: skip

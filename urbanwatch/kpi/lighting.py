@@ -152,6 +152,7 @@ _spec(
     _intact(True, True),
     items=_broken_list,
     defaults=INTACT_DEFAULTS,
+    reads_readings=False,
 )
 _spec(
     "lighting.facility_intact_rate_all",
@@ -160,6 +161,7 @@ _spec(
     _intact(False, True),
     items=_broken_list,
     defaults=INTACT_DEFAULTS,
+    reads_readings=False,
 )
 _spec(
     "lighting.facility_intact_rate_daily",
@@ -168,6 +170,7 @@ _spec(
     _intact(True, False),
     items=_broken_list,
     defaults=INTACT_DEFAULTS,
+    reads_readings=False,
 )
 _spec(
     "lighting.lighting_rate",
@@ -183,13 +186,21 @@ _spec(
     _monthly_rate,
     defaults=RATE_DEFAULTS,
 )
-_spec("lighting.led_share", "LED占比(数量)", "LED share (count)", _led(False), items=_not_led)
+_spec(
+    "lighting.led_share",
+    "LED占比(数量)",
+    "LED share (count)",
+    _led(False),
+    items=_not_led,
+    reads_readings=False,
+)
 _spec(
     "lighting.led_share_power",
     "LED占比(功率)",
     "LED share (installed power)",
     _led(True),
     items=_not_led,
+    reads_readings=False,
 )
 _spec(
     "lighting.dark_segments_open",
@@ -200,6 +211,7 @@ _spec(
     better="lower",
     items=_dark_list,
     defaults=DARK_DEFAULTS,
+    reads_readings=False,
 )
 _spec(
     "lighting.dark_segments_km",
@@ -210,4 +222,5 @@ _spec(
     better="lower",
     items=_dark_list,
     defaults=DARK_DEFAULTS,
+    reads_readings=False,
 )

@@ -162,26 +162,31 @@ _spec(
     "defect_remediation_rate_baseline", "病害窨井盖治理率(2021基线)",
     "defect remediation rate (frozen 2021 baseline)", _rate(True), items=_open_defects,
     defaults=DEFECT_DEFAULTS,
+    reads_readings=False,
 )  # fmt: skip
 _spec(
     "defect_remediation_rate_all", "病害窨井盖治理率(全部)",
     "defect remediation rate (baseline + found this year)", _rate(False), items=_open_defects,
     defaults=DEFECT_DEFAULTS,
+    reads_readings=False,
 )  # fmt: skip
 _spec(
     "anti_fall_install_rate", "防坠设施安装率", "safety-net install rate",
     lambda c, d, s, cfg: anti_fall_install_rate(q.covers(c, s.districts), d), items=_missing_nets,
+    reads_readings=False,
 )  # fmt: skip
 _spec(
     "intact_rate", "窨井盖完好率", "cover intact rate",
     lambda c, d, s, cfg: intact_rate(q.covers(c, s.districts), q.defects(c, s.districts), d),
     items=_unremediated,
+    reads_readings=False,
 )  # fmt: skip
 _spec(
     "smart_coverage_rate_core", "核心区智能监管覆盖率", "smart coverage in the core area",
     lambda c, d, s, cfg: smart_coverage_rate_core(
         [x for x in q.covers(c, s.districts) if x.installed_on is None or x.installed_on <= d]
     ),
+    reads_readings=False,
 )  # fmt: skip
 _spec(
     "online_rate", "设备在线率", "smart monitor online rate",

@@ -159,6 +159,7 @@ _spec(
     "count",
     lambda c, d, s, cfg: points_remediated_count(q.points(c, s.districts), d),
     items=_open_points,
+    reads_readings=False,
 )
 _spec(
     "remediation_rate",
@@ -167,6 +168,7 @@ _spec(
     "%",
     _rate(False, False),
     items=_open_points,
+    reads_readings=False,
 )
 _spec(
     "remediation_rate_verified",
@@ -175,6 +177,7 @@ _spec(
     "%",
     _rate(False, True),
     items=_open_points,
+    reads_readings=False,
 )
 _spec(
     "remediation_rate_baseline",
@@ -183,6 +186,7 @@ _spec(
     "%",
     _rate(True, False),
     items=_open_points,
+    reads_readings=False,
 )
 _spec(
     "events_season",

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 import psycopg
 from psycopg.rows import class_row
 
-from urbanwatch.queries.kpi import Fact, _scoped
+from urbanwatch.queries.kpi import _CACHES, Fact, _scoped
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +130,34 @@ WHERE device_id = ANY(%(devices)s) AND ts <= %(at)s AND ts > %(since)s
 ORDER BY device_id, ts DESC"""
 
 
+# Every streetlight's latest reading in the window: the ts range alone (its BRIN), no list of
+# 40,000 device ids to plan and probe one by one.
+SAMPLES_ALL = """SELECT DISTINCT ON (device_id) device_id, active_power_w, light_state_pct
+FROM streetlight_readings
+WHERE ts <= %(at)s AND ts > %(since)s
+ORDER BY device_id, ts DESC"""
+
+
 def samples(
     conn: psycopg.Connection, devices: Sequence[str], at: datetime, lookback: timedelta
 ) -> dict[str, SampleFact]:
-    """Each device's latest reading in (at − lookback, at]."""
+    """Each device's latest reading in (at − lookback, at]. Inside `kpi.facts_cache` the
+    city's lamps are sampled once per instant and each scope's taken from them."""
+    cache = _CACHES.get(conn)
+    if cache is None:
+        return _samples(conn, devices, at, lookback)
+    key = ("lighting_samples", at, lookback)
+    if key not in cache:
+        params = {"at": at, "since": at - lookback}
+        with conn.cursor(row_factory=class_row(SampleFact)) as cur:
+            cache[key] = [{s.device_id: s for s in cur.execute(SAMPLES_ALL, params)}]
+    (found,) = cache[key]
+    return {d: found[d] for d in devices if d in found}
+
+
+def _samples(
+    conn: psycopg.Connection, devices: Sequence[str], at: datetime, lookback: timedelta
+) -> dict[str, SampleFact]:
     params = {"devices": list(devices), "at": at, "since": at - lookback}
     with conn.cursor(row_factory=class_row(SampleFact)) as cur:
         return {s.device_id: s for s in cur.execute(SAMPLES, params)}

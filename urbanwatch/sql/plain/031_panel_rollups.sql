@@ -36,11 +36,31 @@ CREATE UNIQUE INDEX IF NOT EXISTS watermeter_dma_hourly_data_key
 CREATE INDEX IF NOT EXISTS watermeter_dma_hourly_data_bucket_idx
     ON watermeter_dma_hourly_data (bucket);
 
+-- 3. 供水 DMA net inflow and minimum night flow (dashboards/water.py inflow_sql,
+--    night_flow_sql): the hourly rows of the DMA boundary meters only (`meter_role` inlet or
+--    outlet: a few per DMA, ~4 % of the meters), with the district, DMA and role they had
+--    when the hour was materialized, kept by the same trigger.
+CREATE TABLE IF NOT EXISTS watermeter_boundary_hourly_data (
+    bucket        timestamptz NOT NULL,
+    device_id     text NOT NULL,
+    district      text NOT NULL,
+    dma_id        text,
+    meter_role    text NOT NULL,
+    n             bigint NOT NULL,
+    avg_flow_m3_h double precision
+);
+CREATE UNIQUE INDEX IF NOT EXISTS watermeter_boundary_hourly_data_key
+    ON watermeter_boundary_hourly_data (device_id, bucket);
+CREATE INDEX IF NOT EXISTS watermeter_boundary_hourly_data_bucket_idx
+    ON watermeter_boundary_hourly_data (bucket);
+
 CREATE OR REPLACE FUNCTION watermeter_dma_hourly_recompute() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
         DELETE FROM watermeter_dma_hourly_data t
+        USING (SELECT DISTINCT bucket FROM old_rows) o WHERE t.bucket = o.bucket;
+        DELETE FROM watermeter_boundary_hourly_data t
         USING (SELECT DISTINCT bucket FROM old_rows) o WHERE t.bucket = o.bucket;
         RETURN NULL;
     END IF;
@@ -51,6 +71,14 @@ BEGIN
     FROM watermeter_hourly_data h JOIN devices d ON d.device_id = h.device_id
     WHERE h.bucket IN (SELECT DISTINCT bucket FROM new_rows)
     GROUP BY 1, 2, 3;
+    DELETE FROM watermeter_boundary_hourly_data t
+    USING (SELECT DISTINCT bucket FROM new_rows) o WHERE t.bucket = o.bucket;
+    INSERT INTO watermeter_boundary_hourly_data
+    SELECT h.bucket, h.device_id, d.district, d.attrs->>'dma_id', d.attrs->>'meter_role', h.n,
+           h.avg_flow_m3_h
+    FROM watermeter_hourly_data h JOIN devices d ON d.device_id = h.device_id
+    WHERE h.bucket IN (SELECT DISTINCT bucket FROM new_rows)
+      AND d.attrs->>'meter_role' IN ('inlet', 'outlet');
     RETURN NULL;
 END
 $$;
@@ -59,6 +87,12 @@ INSERT INTO watermeter_dma_hourly_data
 SELECT h.bucket, d.district, d.attrs->>'dma_id', sum(h.n)::bigint, min(h.min_pressure_mpa)
 FROM watermeter_hourly_data h JOIN devices d ON d.device_id = h.device_id
 GROUP BY 1, 2, 3
+ON CONFLICT DO NOTHING;
+INSERT INTO watermeter_boundary_hourly_data
+SELECT h.bucket, h.device_id, d.district, d.attrs->>'dma_id', d.attrs->>'meter_role', h.n,
+       h.avg_flow_m3_h
+FROM watermeter_hourly_data h JOIN devices d ON d.device_id = h.device_id
+WHERE d.attrs->>'meter_role' IN ('inlet', 'outlet')
 ON CONFLICT DO NOTHING;
 
 CREATE OR REPLACE TRIGGER watermeter_hourly_data_dma_insert
@@ -79,12 +113,24 @@ FROM watermeter_hourly_between(
 JOIN devices d ON d.device_id = h.device_id
 GROUP BY 1, 2, 3;
 
+CREATE OR REPLACE VIEW watermeter_boundary_hourly AS
+SELECT * FROM watermeter_boundary_hourly_data
+WHERE bucket < COALESCE((SELECT upto FROM rollup_watermarks WHERE kind = 'watermeter'), '-infinity')
+UNION ALL
+SELECT h.bucket, h.device_id, d.district, d.attrs->>'dma_id', d.attrs->>'meter_role', h.n,
+       h.avg_flow_m3_h
+FROM watermeter_hourly_between(
+    COALESCE((SELECT upto FROM rollup_watermarks WHERE kind = 'watermeter'), '-infinity'),
+    'infinity') h
+JOIN devices d ON d.device_id = h.device_id
+WHERE d.attrs->>'meter_role' IN ('inlet', 'outlet');
+
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'urbanwatch_grafana') THEN
-        GRANT SELECT ON watermeter_dma_hourly TO urbanwatch_grafana;
+        GRANT SELECT ON watermeter_dma_hourly, watermeter_boundary_hourly TO urbanwatch_grafana;
     END IF;
 EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'urbanwatch_grafana not granted watermeter_dma_hourly: %', SQLERRM;
+    RAISE NOTICE 'urbanwatch_grafana not granted the 031 rollups: %', SQLERRM;
 END
 $$;

@@ -27,12 +27,28 @@ SELECT add_continuous_aggregate_policy('watermeter_dma_hourly',
     start_offset => INTERVAL '4 days', end_offset => INTERVAL '1 hour',
     schedule_interval => INTERVAL '15 minutes', if_not_exists => true);
 
+-- 3. 供水 DMA net inflow and minimum night flow: the hourly rows of the DMA boundary meters
+--    only (`meter_role` inlet or outlet), with their district, DMA and role then.
+CREATE MATERIALIZED VIEW watermeter_boundary_hourly
+    WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+SELECT time_bucket(INTERVAL '1 hour', r.ts) AS bucket, r.device_id, d.district,
+       d.attrs->>'dma_id' AS dma_id, d.attrs->>'meter_role' AS meter_role,
+       count(*) AS n,
+       avg(r.flow_m3_h) AS avg_flow_m3_h
+FROM watermeter_readings r JOIN devices d ON d.device_id = r.device_id
+WHERE d.attrs->>'meter_role' IN ('inlet', 'outlet')
+GROUP BY 1, 2, 3, 4, 5
+WITH NO DATA;
+SELECT add_continuous_aggregate_policy('watermeter_boundary_hourly',
+    start_offset => INTERVAL '4 days', end_offset => INTERVAL '1 hour',
+    schedule_interval => INTERVAL '15 minutes', if_not_exists => true);
+
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'urbanwatch_grafana') THEN
-        GRANT SELECT ON watermeter_dma_hourly TO urbanwatch_grafana;
+        GRANT SELECT ON watermeter_dma_hourly, watermeter_boundary_hourly TO urbanwatch_grafana;
     END IF;
 EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'urbanwatch_grafana not granted watermeter_dma_hourly: %', SQLERRM;
+    RAISE NOTICE 'urbanwatch_grafana not granted the 031 rollups: %', SQLERRM;
 END
 $$;
