@@ -35,6 +35,7 @@ from urbanwatch.alerting import Device, RuleSet, default_rules
 from urbanwatch.errors import RuntimeProblem
 from urbanwatch.mqtt_client import BatchClient, Publish
 from urbanwatch.queries import alerts as q
+from urbanwatch.queries import profiles
 from urbanwatch.queries import rules as rule_queries
 from urbanwatch.settings import Settings, mqtt_host_port
 
@@ -42,7 +43,9 @@ logger = logging.getLogger("alerts")
 LAST_SEEN_WINDOW = timedelta(days=3)  # readings older than ingest accepts do not matter
 REGISTRY_REFRESH_S = 600.0  # changed attributes (a lamp's rated power) reach the rules
 UNKNOWN_TTL_S = 30.0  # an id not in the registry is looked up again after this long
-PROFILE_TTL_S = 3600.0
+# The expected flow and pressure (queries/profiles.py) are reloaded this often, in a thread of
+# their own: the evaluation keeps the last ones meanwhile; they cover 2 h ahead of each load.
+PROFILE_REFRESH_S = 900.0
 
 
 def stored_rules(conn: psycopg.Connection) -> tuple[int | None, RuleSet]:
@@ -71,8 +74,9 @@ class AlertService:
         self._kinds: dict[str, str] = {}
         self._registry_at = time.monotonic()
         self._unknown: dict[str, float] = {}  # id -> when the registry last lacked it
-        self._profiles: dict[tuple[str, int], dict[str, float]] = {}
-        self._profiles_at = -PROFILE_TTL_S
+        self._profiles = profiles.Profiles()
+        self._profiles_at = time.monotonic()
+        self._profiles_loading = threading.Lock()  # held while a refresh runs
         self._rules_at = 0.0
 
     # --- start-up ---------------------------------------------------------------------
@@ -97,6 +101,8 @@ class AlertService:
         )
         seen = {d: t.timestamp() for d, t in q.last_seen(self.conn, LAST_SEEN_WINDOW).items()}
         self.engine.restore(q.load_states(self.conn), seen)
+        self._profiles = profiles.load_profiles(self.conn, datetime.now(UTC))
+        self._profiles_at = time.monotonic()
         self.conn.commit()
         self._connect(client_id)
         logger.info(
@@ -283,11 +289,28 @@ class AlertService:
         if device.kind == "manhole" and reading.fields.get("cover_open"):
             return {"work_window": q.work_window_covers(self.conn, device.device_id, at)}
         if device.kind == "watermeter":
-            if time.monotonic() - self._profiles_at > PROFILE_TTL_S:
-                self._profiles = q.hourly_profiles(self.conn, datetime.now(UTC))
-                self._profiles_at = time.monotonic()
-            return {"profile": self._profiles.get((device.device_id, at.hour))}
+            if time.monotonic() - self._profiles_at > PROFILE_REFRESH_S:
+                self._refresh_profiles()
+            return {"profile": self._profiles.get(device.device_id, reading.ts)}
         return None
+
+    def _refresh_profiles(self) -> None:
+        """Reload the profiles in a thread with its own connection (a 4-week query must
+        not hold up the evaluation); the evaluation swaps to them when they are ready."""
+        if not self._profiles_loading.acquire(blocking=False):
+            return  # one is running
+        self._profiles_at = time.monotonic()
+
+        def load() -> None:
+            try:
+                with db.connect(self.settings.database_url, name="urbanwatch-profiles") as conn:
+                    self._profiles = profiles.load_profiles(conn, datetime.now(UTC))
+            except psycopg.Error as exc:
+                logger.error("expected flow profiles not refreshed, keeping the last: %s", exc)
+            finally:
+                self._profiles_loading.release()
+
+        threading.Thread(target=load, name="profiles", daemon=True).start()
 
     def _maybe_reload(self, now: float) -> None:
         """A new rule set in the database replaces the rules; a broken one is logged and

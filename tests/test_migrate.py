@@ -118,6 +118,7 @@ def test_timescale_migration_on_an_empty_database(timescale_empty_database):
             *(f"{k}_{level}" for k in KINDS for level in ("hourly", "district_hourly")),
             "watermeter_dma_hourly",  # 031: the water board's lowest pressure
             "watermeter_boundary_hourly",  # 031: inflow and night flow (DMA boundary meters)
+            "watermeter_quarter",  # 033: 15-min means for the expected flow
         }
         jobs = sorted(
             r[0]
@@ -127,7 +128,8 @@ def test_timescale_migration_on_an_empty_database(timescale_empty_database):
         )
         assert jobs == sorted(
             ["policy_compression", "policy_retention"] * 4
-            + ["policy_refresh_continuous_aggregate"] * (8 + 2)  # + 031's two
+            + ["policy_retention"]  # 033's 15-min rollup, kept 35 days
+            + ["policy_refresh_continuous_aggregate"] * (8 + 3)  # + 031's two, 033's one
         )
         assert migrate(conn).applied == []
 

@@ -178,6 +178,10 @@ def _detail(rule: Rule, env: Mapping[str, Any]) -> dict[str, Any]:
             value = env.get(name) if ns is None else env[ns].get(name)
             if isinstance(value, int | float | str | bool) or value is None:
                 out[name if ns in (None, "params") else f"{ns}.{name}"] = value
+            if ns == "profile":  # which profile gave it (queries/profiles.py)
+                basis = f"{name.removesuffix('_sd')}_basis"
+                if basis in env["profile"]:
+                    out[f"profile.{basis}"] = env["profile"][basis]
     return out
 
 

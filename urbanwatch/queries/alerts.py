@@ -342,10 +342,10 @@ def hourly_profiles(
     conn: psycopg.Connection, now: datetime, days: int = 7
 ) -> dict[tuple[str, int], dict[str, float]]:
     """(device, hour of day UTC) -> median of that hour's average flow and pressure over
-    the last `days` days, from the watermeter rollups: the expected values for
-    WS_FLOW_ANOMALY and WS_PRESSURE_DROP; and the slot's spread (`flow_m3_h_sd`,
-    `pressure_mpa_sd`: σ estimated robustly from those hourly means, MAD_TO_SIGMA; absent
-    with fewer than 2 days of that hour), for WS_FLOW_ANOMALY's 3σ term."""
+    the last `days` days, from the watermeter rollups: the last fallback of WS_FLOW_ANOMALY's
+    and WS_PRESSURE_DROP's expected values (queries/profiles.py); and the slot's spread
+    (`flow_m3_h_sd`, `pressure_mpa_sd`: σ estimated robustly from those hourly means,
+    MAD_TO_SIGMA; absent with fewer than 2 days of that hour), for the 3σ term."""
     rows = conn.execute(
         PROFILES,
         {"start": now - timedelta(days=days), "end": now - timedelta(hours=1), "k": MAD_TO_SIGMA},

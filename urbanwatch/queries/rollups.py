@@ -13,10 +13,11 @@ from urbanwatch.queries.meta import get_storage
 
 # The rollups each kind has: per device and hour, and per district and hour.
 ROLLUP_VIEWS = ("{kind}_hourly", "{kind}_district_hourly")
-# Rollups of one kind only (migration 031): the water board's per-DMA pressure and its
-# boundary meters' hours. On plain storage a trigger keeps them with watermeter_hourly; on
-# TimescaleDB each is its own aggregate.
-EXTRA_ROLLUPS = ("watermeter_dma_hourly", "watermeter_boundary_hourly")
+# Rollups of one kind only: the water board's per-DMA pressure and its boundary meters' hours
+# (migration 031), the water meters' 15-min means (033, the alert engine's expected flow). On
+# plain storage triggers keep them with watermeter_hourly; on TimescaleDB each is its own
+# aggregate.
+EXTRA_ROLLUPS = ("watermeter_dma_hourly", "watermeter_boundary_hourly", "watermeter_quarter")
 # Plain storage: materialize complete hours of both levels; returns the rows written.
 REFRESH_PLAIN = "SELECT urbanwatch_refresh_rollups()"
 # A policy run of the same aggregate holds its refresh lock for a moment; wait it out.
