@@ -85,8 +85,7 @@ def _history(
     values: Values | None = None,
 ) -> list[tuple[date, float | None]]:
     since = as_of - timedelta(days=status.TREND_DAYS)
-    stored = kpi_queries.daily_series(conn, spec.key, scope.name, since, as_of)
-    history = [(r.day, r.value) for r in stored]
+    history = kpi_queries.daily_points(conn, spec.key, scope.name, since, as_of)
     if len(history) < status.MIN_POINTS:
         for back in RECOMPUTE_BACK_DAYS:
             day = as_of - timedelta(days=back)

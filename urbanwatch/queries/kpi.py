@@ -330,6 +330,18 @@ def daily_series(
     )
 
 
+def daily_points(
+    conn: psycopg.Connection, kpi: str, scope: str, since: date, until: date
+) -> list[tuple[date, float | None]]:
+    """(day, value) of the stored series: what a trend needs, without parsing each row's
+    exclusions and defaults (the report's and the API's history per target)."""
+    return conn.execute(
+        "SELECT day, value FROM kpi_daily WHERE kpi = %(kpi)s AND scope = %(scope)s "
+        "AND day BETWEEN %(since)s AND %(until)s ORDER BY day",
+        {"kpi": kpi, "scope": scope, "since": since, "until": until},
+    ).fetchall()
+
+
 def daily_on(conn: psycopg.Connection, day: date, kpi: str | None = None) -> list[DailyValue]:
     return _rows(
         conn,
