@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from urbanwatch import audit
 from urbanwatch.kpi import lighting_formulas as k
@@ -142,6 +144,62 @@ def test_dark_segments_no_lamp_adjacent_outages_across_segments_and_low_lux():
     assert sorted(found) == ["A", "C", "D"]
     assert found["C"]["reasons"] == ["有路无灯 no lamp"] and found["C"]["length_km"] == 0.25
     assert found["A"]["reasons"][0].startswith("有灯不亮")
+
+
+def dark_reference(segments, facilities, faults, at, config) -> list[str]:
+    """The dark-segment walk without the shortcut for segments with no lamp out."""
+    day = at.astimezone(k.LOCAL).date()
+    lamps = [f for f in facilities if f.facility_type == "lamp" and k.in_service(f, day)]
+    by_segment: dict[str, list[FacilityFact]] = {}
+    for f in lamps:
+        by_segment.setdefault(f.segment_id or "", []).append(f)
+    since = at - timedelta(hours=float(config["outage_hours"]))
+    index = k.FaultIndex(faults)
+    out = {f.facility_id for f in lamps
+           if any(a.opened_at <= since for a in index.open_at(f, at, k.DARK_RULES))}  # fmt: skip
+    need = int(config["adjacent_lamps"])
+    found = []
+    for s in segments:
+        if (s.opened_on and s.opened_on > day) or (s.closed_on and s.closed_on <= day):
+            continue
+        runs = k._side_runs(s, by_segment)
+        floor = config["min_lux"].get(s.road_class)
+        if (not by_segment.get(s.segment_id)
+                or any(k._longest_out(r, out) >= need for r in runs)
+                or (s.measured_lux is not None and floor is not None
+                    and s.measured_lux < floor)):  # fmt: skip
+            found.append(s.segment_id)
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lamps=st.lists(
+        st.tuples(
+            st.sampled_from("ABCD"),
+            st.sampled_from("LR"),
+            st.integers(0, 5),
+            st.booleans(),
+            st.sampled_from([None, 2, 30]),
+        ),
+        max_size=14,
+    ),
+    nxt=st.lists(st.sampled_from([None, "A", "B", "C", "D"]), min_size=4, max_size=4),
+    need=st.integers(0, 3),
+)
+def test_dark_segments_equal_the_walk_over_every_segment(lamps, nxt, need):
+    """Any lamps, sides, positions and outages over four linked segments: the open dark
+    segments are those of the walk that runs every segment (the shortcut changes nothing)."""
+    segments = [seg(sid, next_segment_id=n) for sid, n in zip("ABCD", nxt, strict=True)]
+    facilities, faults = [], []
+    for i, (sid, side, pos, lit_road, out_h) in enumerate(lamps):
+        facilities.append(lamp(f"x{i}", segment_id=sid, road_side=side if lit_road else None,
+                               position_m=pos * 10))  # fmt: skip
+        if out_h is not None:
+            faults.append(fault(f"SL-x{i}", AT - timedelta(hours=out_h)))
+    config = k.DARK_DEFAULTS | {"adjacent_lamps": need}
+    got = [d["segment_id"] for d in k.dark_segments(segments, facilities, faults, AT, config)]
+    assert got == dark_reference(segments, facilities, faults, AT, config)
 
 
 SEGMENTS_CSV = """路段编号,所属区县,道路名称,道路等级,路段长度(米),相邻下一路段

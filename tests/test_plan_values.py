@@ -23,6 +23,7 @@ from urbanwatch.identity.roles import Role
 from urbanwatch.kpi.base import LOCAL
 from urbanwatch.plan import targets
 from urbanwatch.plan.report import build_report
+from urbanwatch.plan.values import FAMILIES
 
 DAY = date(2026, 6, 1)  # every request asks for this day: the values do not move with today
 DISTRICTS = ("wenfeng", "beiguan")
@@ -114,7 +115,7 @@ def test_a_second_request_is_served_from_the_cache(api, database_url, conn):
     assert second == first  # computed_at included: the same values
     assert sorted(map(summary, second.values())) == sorted(map(row_summary, uncached(database_url)))
     versions = conn.execute("SELECT count(*) FROM plan_input_versions").fetchone()[0]
-    assert versions == 2  # one counter row per area, however many changes
+    assert versions == len(FAMILIES)  # one counter row per family, however many changes
 
 
 def test_each_input_is_seen_by_the_next_request(api, database_url, conn):
@@ -222,33 +223,108 @@ def test_cached_answers_are_the_uncached_answers(api, database_url, conn, edits)
         assert [d["code"] for d in detail["worst_districts"]] == [w.code for w in expected.worst]
 
 
-def versions(conn: psycopg.Connection) -> dict[str, int]:
-    return dict(conn.execute("SELECT area, version FROM plan_input_versions").fetchall())
-
-
 def test_a_counter_moves_once_per_committed_transaction_that_changes_its_inputs(conn):
     start = versions(conn)
-    assert set(start) == {"ledgers", "alerts"}
+    assert set(start) == set(FAMILIES)
     with conn.transaction():
         for i in range(3):
             hazard(conn, i, "wenfeng", rectified=False)
         lamp(conn, 1, "beiguan", defect=True)
-    assert versions(conn) == {**start, "ledgers": start["ledgers"] + 1}
+    moved = {**start, "hazards": start["hazards"] + 1, "lighting": start["lighting"] + 1}
+    assert versions(conn) == moved  # one bump per family, only the families changed
     with pytest.raises(RuntimeError), conn.transaction():
         hazard(conn, 9, "wenfeng", rectified=True)
         raise RuntimeError("rolled back")
-    assert versions(conn) == {**start, "ledgers": start["ledgers"] + 1}  # nothing committed
+    assert versions(conn) == moved  # nothing committed
     alarm(conn, 1)
     opened = versions(conn)
-    assert opened["alerts"] == start["alerts"] + 1
+    assert opened == {**moved, "alerts": start["alerts"] + 1}
     # The engine's bookkeeping of an open alert is no KPI input: no bump.
     conn.execute("UPDATE alerts SET updated_at = now(), detail = '{\"n\": 2}' WHERE id > 0")
     assert versions(conn) == opened
     conn.execute("UPDATE alerts SET cleared_at = opened_at + interval '1 hour' WHERE id > 0")
     assert versions(conn)["alerts"] == opened["alerts"] + 1
     conn.execute("TRUNCATE hidden_dangers")
-    assert versions(conn)["ledgers"] == opened["ledgers"] + 1
-    assert conn.execute("SELECT count(*) FROM plan_input_versions").fetchone()[0] == 2
+    assert versions(conn)["hazards"] == opened["hazards"] + 1
+    assert versions(conn)["lighting"] == opened["lighting"]
+    count = conn.execute("SELECT count(*) FROM plan_input_versions").fetchone()[0]
+    assert count == len(FAMILIES)
+
+
+def test_each_table_bumps_the_family_values_py_lists(conn):
+    """Migration 034's triggers and FAMILIES agree: each counted table's row and truncate
+    triggers bump its family's counter, and no other table of the schema bumps one."""
+    found: dict[str, set[str]] = {}
+    for table, name, args in conn.execute(
+        """SELECT c.relname, t.tgname, encode(t.tgargs, 'escape')
+           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+           JOIN pg_proc p ON p.oid = t.tgfoid
+           WHERE p.proname = 'plan_input_bump' AND NOT t.tgisinternal"""
+    ):
+        found.setdefault(table, set()).add(f"{name}:{args.removesuffix(chr(92) + '000')}")
+    expected: dict[str, set[str]] = {}
+    for family, tables in FAMILIES.items():
+        for table in tables:
+            names = {"plan_input_bump", "plan_input_bump_truncate"}
+            if table == "alerts":
+                names.add("plan_input_bump_update")
+            expected[table] = {f"{n}:{family}" for n in names}
+    assert found == expected
+
+
+def all_values(conn: psycopg.Connection, cache: Any) -> tuple[set[str], datetime]:
+    """Every KPI for the city and one district on DAY through the value cache: the keys of
+    the KPIs computed (not taken from the cache), and the minute of the request."""
+    from urbanwatch.kpi.base import Scope as KpiScope
+    from urbanwatch.kpi.base import effective_config, load_all
+    from urbanwatch.plan.values import Values
+
+    values = Values(conn, cache)
+    for spec in load_all().values():
+        for scope in (KpiScope("city"), KpiScope("wenfeng", ("wenfeng",))):
+            values.compute(spec, DAY, scope, effective_config(spec, None))
+    assert values.close() or not values.computed  # kept whatever it computed
+    return {vkey[0] for vkey in values.computed}, values.minute
+
+
+def test_an_edit_recomputes_exactly_the_kpis_that_read_its_family(conn):
+    """After a change to one family the next request recomputes exactly the KPIs whose
+    `inputs` name it (and, when the minute has passed, the readings KPIs); every other value
+    comes from the cache. Real edits for the families the helpers write, then a bump of each
+    counter (the triggers' mapping is checked above)."""
+    from urbanwatch.kpi.base import load_all
+    from urbanwatch.plan.values import ValueCache, inputs_of
+
+    specs = load_all()
+    readers = {f: {k for k, s in specs.items() if f in inputs_of(s)} for f in FAMILIES}
+    readings = {k for k, s in specs.items() if s.reads_readings}
+    assert all(readers[f] for f in FAMILIES if f != "registry") and readers["registry"]
+    cache = ValueCache()
+    first, _ = all_values(conn, cache)
+    assert first == set(specs)
+
+    def check(family: str, edit: Any) -> None:
+        _, before = all_values(conn, cache)  # everything cached (or the minute moved)
+        edit()
+        again, minute = all_values(conn, cache)
+        if minute == before:
+            assert again == readers[family], family
+        else:  # the minute passed: the readings KPIs are recomputed too
+            assert again == readers[family] | readings, family
+
+    check("hazards", lambda: hazard(conn, 1, "wenfeng", rectified=True))
+    check("lighting", lambda: lamp(conn, 1, "wenfeng", defect=True))
+    check("alerts", lambda: alarm(conn, 1))
+    check("registry", lambda: conn.execute(
+        "INSERT INTO devices (device_id, kind, district, lat, lon, status) "
+        "VALUES ('MH-plancache2-1', 'manhole', 'wenfeng', 36.1, 114.3, 'active')"))  # fmt: skip
+    for family in FAMILIES:
+        check(family, lambda f=family: conn.execute(
+            "UPDATE plan_input_versions SET version = version + 1 WHERE area = %s", (f,)))  # fmt: skip
+
+
+def versions(conn: psycopg.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT area, version FROM plan_input_versions").fetchall())
 
 
 # Tables fed by readings (or derived from them): a KPI marked reads_readings=False must read
@@ -306,3 +382,62 @@ def test_kpis_of_ledgers_alone_read_no_readings(database_url, conn):
     finally:
         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_each_kpi_reads_only_its_declared_families(database_url, conn):
+    """Each KPI computes (city and a district) under a role that may not read the counted
+    tables of any family outside its `inputs` (nor the readings-fed tables when it is marked
+    reads_readings=False): PostgreSQL refuses the query if a declaration leaves out a table
+    the KPI reads, which would keep its value cached past an edit of that table. One role per
+    distinct declaration; the lamp intact rate is refused without the alerts."""
+    from psycopg import errors, sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from urbanwatch.kpi.base import KpiSpec, effective_config, load_all
+    from urbanwatch.kpi.base import Scope as KpiScope
+    from urbanwatch.plan.values import inputs_of
+
+    fed = [
+        r[0]
+        for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND (tablename = "
+            "ANY(%s) OR tablename LIKE '%%\\_readings' OR tablename LIKE '%%\\_hourly\\_data')",
+            (list(READINGS_FED),),
+        )
+    ]
+    lamp(conn, 1, "wenfeng", defect=True)
+    hazard(conn, 1, "beiguan", rectified=True)
+    alarm(conn, 1)
+    groups: dict[tuple[tuple[str, ...], bool], list[KpiSpec]] = {}
+    for spec in load_all().values():
+        assert spec.inputs is not None, f"{spec.key} declares no inputs"
+        assert spec.inputs <= set(FAMILIES), spec.key
+        groups.setdefault((inputs_of(spec), spec.reads_readings), []).append(spec)
+    stamp = datetime.now(UTC).strftime("%H%M%S%f")
+    intact = load_all()["lighting.facility_intact_rate"]
+    cases = [(i, k, s, True) for i, ((k, s)) in enumerate(groups.items())]
+    cases.append((len(cases), (("lighting",), False), [intact], False))  # alerts left out
+    for n, (families, readings), specs, allowed in cases:
+        role = sql.Identifier(f"uw_plancache2_{n}_{stamp}")
+        denied = [t for f, tables in FAMILIES.items() if f not in families for t in tables]
+        denied += [] if readings else fed
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+        try:
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(role))
+            for table in denied:
+                conn.execute(
+                    sql.SQL("REVOKE SELECT ON {} FROM {}").format(sql.Identifier(table), role)
+                )
+            params = conninfo_to_dict(database_url) | {"user": role.as_string(conn).strip('"')}
+            with psycopg.connect(make_conninfo(**params), autocommit=True) as limited:
+                for spec in specs:
+                    for scope in (KpiScope("city"), KpiScope("wenfeng", ("wenfeng",))):
+                        config = effective_config(spec, None)
+                        if allowed:
+                            spec.compute(limited, DAY, scope, config)
+                        else:
+                            with pytest.raises(errors.InsufficientPrivilege):
+                                spec.compute(limited, DAY, scope, config)
+        finally:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
+            conn.execute(sql.SQL("DROP ROLE {}").format(role))

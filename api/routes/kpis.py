@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from api.auth import Principal, require
 from api.deps import Conn
+from api.routes.alerts import read_scope
 from api.routes.targets import value_cache
 from urbanwatch.identity.roles import Role
 from urbanwatch.kpi import snapshot
@@ -17,6 +18,7 @@ from urbanwatch.kpi.base import effective_config, load_all
 from urbanwatch.kpi.cli import today_local
 from urbanwatch.plan.report import build_report
 from urbanwatch.plan.values import Values
+from urbanwatch.queries import alert_work
 from urbanwatch.queries import kpi as queries
 
 router = APIRouter(tags=["plan"])
@@ -126,20 +128,39 @@ def kpi_items(
     return spec.items(conn, day or today_local(), _scope(conn, scope), config)[:limit]
 
 
+FEED_COLUMNS = "id, rule_id, subject, kind, district, unit, severity, status, opened_at, title"
+FEED_ALERTS = (
+    f"SELECT {FEED_COLUMNS} FROM alerts WHERE status <> 'resolved' "
+    "ORDER BY opened_at DESC LIMIT 500"
+)
+# A crew's feed: the open alerts routed or assigned to its own unit only, as GET /alerts lists
+# them for it (docs/api-alerts.md "Who sees and works what"); `unit` is the effective unit.
+CREW_FEED_ALERTS = (
+    f"SELECT {FEED_COLUMNS} FROM ({alert_work.ROUTED_BASE}) a "
+    f"WHERE a.status <> 'resolved' AND {alert_work.IN_SCOPE.format(unit='a.unit')} "
+    "ORDER BY a.opened_at DESC LIMIT 500"
+)
+
+
+def _feed_alerts(principal: Principal) -> tuple[str, list[Any]]:
+    scope = read_scope(principal)
+    if scope is None:
+        return FEED_ALERTS, []
+    return CREW_FEED_ALERTS, [scope.unit, scope.unit]
+
+
 @router.get("/feed")
 def platform_feed(
     request: Request, conn: Conn, principal: Viewer, as_of: date | None = None
 ) -> dict[str, Any]:
     """The JSON feed for the city's comprehensive management platform (一网统管, T10):
-    every target with value and status, and the open alerts. Documented in docs/kpis.md."""
+    every target with value and status, and the open alerts (a crew's: its own unit's only).
+    Documented in docs/kpis.md."""
     day = as_of or today_local()
     values = Values(conn, value_cache(request))
     report = build_report(conn, day, worst=False, values=values)
     values.close()
-    alerts = conn.execute(
-        "SELECT id, rule_id, subject, kind, district, unit, severity, status, opened_at, title "
-        "FROM alerts WHERE status <> 'resolved' ORDER BY opened_at DESC LIMIT 500"
-    ).fetchall()
+    alerts = conn.execute(*_feed_alerts(principal)).fetchall()
     names = ("id", "rule_id", "subject", "kind", "district", "unit", "severity", "status",
              "opened_at", "title")  # fmt: skip
     return {

@@ -127,8 +127,8 @@ def get_target(
     if target.kpi:
         since = date(day.year - (months // 12) - 1, 1, 1)
         by_month: dict[str, float | None] = {}
-        for d in kpi_queries.daily_series(conn, target.kpi, row.scope, since, day):
-            by_month[d.day.strftime("%Y-%m")] = d.value
+        for d, v in kpi_queries.daily_points(conn, target.kpi, row.scope, since, day):
+            by_month[d.strftime("%Y-%m")] = v
         monthly = [MonthValue(month=m, value=v) for m, v in sorted(by_month.items())][-months:]
     worst = [DistrictValue(code=w.code, name_zh=w.name_zh, value=w.value) for w in row.worst]
     return TargetDetail(

@@ -109,6 +109,11 @@ class KpiSpec:
     # False: computed from ledgers (and alerts) only, never from readings or device status,
     # so the API's value cache (urbanwatch/plan/values.py) may keep it past the minute.
     reads_readings: bool = True
+    # The counted input families it reads (urbanwatch/plan/values.py FAMILIES: 'registry',
+    # 'manhole', 'waterlog', 'lighting', 'water', 'hazards', 'alerts'): an edit to another
+    # family leaves its cached value in place. None: every family (never wrongly kept).
+    # tests/test_plan_values.py computes each KPI under a role that may read only these.
+    inputs: frozenset[str] | None = None
 
 
 _REGISTRY: dict[str, KpiSpec] = {}

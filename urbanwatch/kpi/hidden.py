@@ -57,6 +57,7 @@ register(
         "%", "higher", "T9",
         lambda c, d, s, cfg: rectification_rate(q.hazards(c, s.districts), d), items=_open,
         reads_readings=False,
+        inputs=frozenset({"hazards"}),
     )
 )  # fmt: skip
 register(
@@ -65,5 +66,6 @@ register(
         "count", "lower", "T9",
         lambda c, d, s, cfg: overdue_count(q.hazards(c, s.districts), d), items=_overdue,
         reads_readings=False,
+        inputs=frozenset({"hazards"}),
     )
 )  # fmt: skip

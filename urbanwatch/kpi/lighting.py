@@ -139,6 +139,11 @@ def _not_led(
     return out
 
 
+# The counted families each KPI reads (KpiSpec.inputs): the lighting ledger, and lamp alarms.
+LEDGER = frozenset({"lighting"})
+WITH_ALARMS = frozenset({"lighting", "alerts"})
+
+
 def _spec(
     key: str, zh: str, en: str, compute: Any, unit: Any = "%", better: Any = "higher", **kw: Any
 ) -> None:
@@ -153,6 +158,7 @@ _spec(
     items=_broken_list,
     defaults=INTACT_DEFAULTS,
     reads_readings=False,
+    inputs=WITH_ALARMS,
 )
 _spec(
     "lighting.facility_intact_rate_all",
@@ -162,6 +168,7 @@ _spec(
     items=_broken_list,
     defaults=INTACT_DEFAULTS,
     reads_readings=False,
+    inputs=WITH_ALARMS,
 )
 _spec(
     "lighting.facility_intact_rate_daily",
@@ -171,6 +178,7 @@ _spec(
     items=_broken_list,
     defaults=INTACT_DEFAULTS,
     reads_readings=False,
+    inputs=WITH_ALARMS,
 )
 _spec(
     "lighting.lighting_rate",
@@ -178,6 +186,7 @@ _spec(
     "lighting rate (night)",
     nightly_rate,
     defaults=RATE_DEFAULTS,
+    inputs=LEDGER,
 )
 _spec(
     "lighting.lighting_rate_monthly",
@@ -185,6 +194,7 @@ _spec(
     "lighting rate (month)",
     _monthly_rate,
     defaults=RATE_DEFAULTS,
+    inputs=LEDGER,
 )
 _spec(
     "lighting.led_share",
@@ -193,6 +203,7 @@ _spec(
     _led(False),
     items=_not_led,
     reads_readings=False,
+    inputs=LEDGER,
 )
 _spec(
     "lighting.led_share_power",
@@ -201,6 +212,7 @@ _spec(
     _led(True),
     items=_not_led,
     reads_readings=False,
+    inputs=LEDGER,
 )
 _spec(
     "lighting.dark_segments_open",
@@ -212,6 +224,7 @@ _spec(
     items=_dark_list,
     defaults=DARK_DEFAULTS,
     reads_readings=False,
+    inputs=WITH_ALARMS,
 )
 _spec(
     "lighting.dark_segments_km",
@@ -223,4 +236,5 @@ _spec(
     items=_dark_list,
     defaults=DARK_DEFAULTS,
     reads_readings=False,
+    inputs=WITH_ALARMS,
 )

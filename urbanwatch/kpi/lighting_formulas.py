@@ -189,6 +189,10 @@ def dark_segments(
         if any(a.opened_at <= since for a in index.open_at(f, at, DARK_RULES))
     }
     need = int(config["adjacent_lamps"])
+    # Only a segment with an out lamp, or whose next segment has one, can have a run of out
+    # lamps: the others skip the per-side sorting (the same answer; most segments at city
+    # scale have none out).
+    with_out = {f.segment_id or "" for f in lamps if f.facility_id in out_ids}
     dark = []
     for seg in segments:
         if (seg.opened_on and seg.opened_on > day) or (seg.closed_on and seg.closed_on <= day):
@@ -196,7 +200,9 @@ def dark_segments(
         reasons = []
         if not by_segment.get(seg.segment_id):
             reasons.append("有路无灯 no lamp")
-        elif any(_longest_out(run, out_ids) >= need for run in _side_runs(seg, by_segment)):
+        elif (
+            need <= 0 or seg.segment_id in with_out or (seg.next_segment_id or "") in with_out
+        ) and any(_longest_out(run, out_ids) >= need for run in _side_runs(seg, by_segment)):
             reasons.append(f"有灯不亮 ≥{need} adjacent lamps out > {config['outage_hours']} h")
         floor = config["min_lux"].get(seg.road_class)
         if seg.measured_lux is not None and floor is not None and seg.measured_lux < floor:

@@ -154,6 +154,9 @@ def _offline(
     return [m.as_json() for m in found if not is_online(m, at, default_s)]
 
 
+MANHOLE = frozenset({"manhole"})  # the counted families each KPI reads (KpiSpec.inputs)
+
+
 def _spec(key: str, zh: str, en: str, compute: Any, **kw: Any) -> None:
     register(KpiSpec(f"manhole.{key}", "manhole", zh, en, "%", "higher", "§2.6", compute, **kw))
 
@@ -162,34 +165,34 @@ _spec(
     "defect_remediation_rate_baseline", "病害窨井盖治理率(2021基线)",
     "defect remediation rate (frozen 2021 baseline)", _rate(True), items=_open_defects,
     defaults=DEFECT_DEFAULTS,
-    reads_readings=False,
+    reads_readings=False, inputs=MANHOLE,
 )  # fmt: skip
 _spec(
     "defect_remediation_rate_all", "病害窨井盖治理率(全部)",
     "defect remediation rate (baseline + found this year)", _rate(False), items=_open_defects,
     defaults=DEFECT_DEFAULTS,
-    reads_readings=False,
+    reads_readings=False, inputs=MANHOLE,
 )  # fmt: skip
 _spec(
     "anti_fall_install_rate", "防坠设施安装率", "safety-net install rate",
     lambda c, d, s, cfg: anti_fall_install_rate(q.covers(c, s.districts), d), items=_missing_nets,
-    reads_readings=False,
+    reads_readings=False, inputs=MANHOLE,
 )  # fmt: skip
 _spec(
     "intact_rate", "窨井盖完好率", "cover intact rate",
     lambda c, d, s, cfg: intact_rate(q.covers(c, s.districts), q.defects(c, s.districts), d),
     items=_unremediated,
-    reads_readings=False,
+    reads_readings=False, inputs=MANHOLE,
 )  # fmt: skip
 _spec(
     "smart_coverage_rate_core", "核心区智能监管覆盖率", "smart coverage in the core area",
     lambda c, d, s, cfg: smart_coverage_rate_core(
         [x for x in q.covers(c, s.districts) if x.installed_on is None or x.installed_on <= d]
     ),
-    reads_readings=False,
+    reads_readings=False, inputs=MANHOLE,
 )  # fmt: skip
 _spec(
     "online_rate", "设备在线率", "smart monitor online rate",
     lambda c, d, s, cfg: online_rate(q.monitors(c, s.districts, day_end(d)), day_end(d), cfg),
-    items=_offline, defaults=ONLINE_DEFAULTS,
+    items=_offline, defaults=ONLINE_DEFAULTS, inputs=frozenset({"registry"}),
 )  # fmt: skip

@@ -298,6 +298,8 @@ def _pressure(
 
 
 def _spec(key: str, zh: str, en: str, compute: Any, **kw: Any) -> None:
+    # Counted families (KpiSpec.inputs): the water ledgers and the districts they join.
+    kw.setdefault("inputs", frozenset({"water", "registry"}))
     register(KpiSpec(key, "water", zh, en, kw.pop("unit", "%"), kw.pop("better", "lower"),
                      kw.pop("section", "§5.2"), compute, **kw))  # fmt: skip
 

@@ -160,6 +160,7 @@ _spec(
     lambda c, d, s, cfg: points_remediated_count(q.points(c, s.districts), d),
     items=_open_points,
     reads_readings=False,
+    inputs=frozenset({"waterlog"}),
 )
 _spec(
     "remediation_rate",
@@ -169,6 +170,7 @@ _spec(
     _rate(False, False),
     items=_open_points,
     reads_readings=False,
+    inputs=frozenset({"waterlog"}),
 )
 _spec(
     "remediation_rate_verified",
@@ -178,6 +180,7 @@ _spec(
     _rate(False, True),
     items=_open_points,
     reads_readings=False,
+    inputs=frozenset({"waterlog"}),
 )
 _spec(
     "remediation_rate_baseline",
@@ -187,6 +190,7 @@ _spec(
     _rate(True, False),
     items=_open_points,
     reads_readings=False,
+    inputs=frozenset({"waterlog"}),
 )
 _spec(
     "events_season",
@@ -197,4 +201,5 @@ _spec(
     items=_event_items,
     defaults=EVENT_DEFAULTS,
     better="lower",
+    inputs=frozenset({"registry"}),
 )

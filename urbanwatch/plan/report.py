@@ -85,8 +85,7 @@ def _history(
     values: Values | None = None,
 ) -> list[tuple[date, float | None]]:
     since = as_of - timedelta(days=status.TREND_DAYS)
-    stored = kpi_queries.daily_series(conn, spec.key, scope.name, since, as_of)
-    history = [(r.day, r.value) for r in stored]
+    history = kpi_queries.daily_points(conn, spec.key, scope.name, since, as_of)
     if len(history) < status.MIN_POINTS:
         for back in RECOMPUTE_BACK_DAYS:
             day = as_of - timedelta(days=back)
@@ -162,7 +161,11 @@ def build_report(
     """The plan's progress on `as_of`: every target (or those of `target_ids`) assessed, with
     its worst districts unless `worst` is False (the API's list and feed do not show them;
     each costs the KPI once per district). `values`: take the KPI values from the API's
-    cache (urbanwatch/plan/values.py); the caller closes it."""
+    cache (urbanwatch/plan/values.py); the caller closes it. Without it, one uncached
+    `Values` for the report: a KPI value two targets (or a target's history and another's
+    deadline) share is computed once."""
+    if values is None:
+        values = Values(conn, cache=None)
     registry = load_all()
     scopes = {s.name: s for s in snapshot.scopes(conn)}
     if district is not None and district not in scopes:

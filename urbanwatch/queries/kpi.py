@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, tuple_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict
 
@@ -108,8 +108,25 @@ class DepthReading(Fact):
 def _rows(
     conn: psycopg.Connection, model: type[Any], query: str, params: dict[str, Any]
 ) -> list[Any]:
+    if is_dataclass(model):
+        return fact_rows(conn, model, query, params)
     with conn.cursor(row_factory=class_row(model)) as cur:
         return cur.execute(query, params).fetchall()
+
+
+def fact_rows(
+    conn: psycopg.Connection, model: type[Any], query: str, params: dict[str, Any]
+) -> list[Any]:
+    """The rows of `query` as `model` dataclasses built from plain tuples (positionally:
+    half the time of `class_row`'s keyword calls on the city's 40,000 lamps). The query's
+    columns must be the dataclass's first fields in order: checked on every call."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(query, params)
+        names = [c.name for c in cur.description or ()]
+        wanted = [f.name for f in fields(model)][: len(names)]
+        if names != wanted:
+            raise RuntimeError(f"{model.__name__}: columns {names} are not its fields {wanted}")
+        return [model(*row) for row in cur]
 
 
 F = TypeVar("F", bound=Fact)
@@ -311,6 +328,18 @@ def daily_series(
         "AND day BETWEEN %(since)s AND %(until)s ORDER BY day",
         {"kpi": kpi, "scope": scope, "since": since, "until": until},
     )
+
+
+def daily_points(
+    conn: psycopg.Connection, kpi: str, scope: str, since: date, until: date
+) -> list[tuple[date, float | None]]:
+    """(day, value) of the stored series: what a trend needs, without parsing each row's
+    exclusions and defaults (the report's and the API's history per target)."""
+    return conn.execute(
+        "SELECT day, value FROM kpi_daily WHERE kpi = %(kpi)s AND scope = %(scope)s "
+        "AND day BETWEEN %(since)s AND %(until)s ORDER BY day",
+        {"kpi": kpi, "scope": scope, "since": since, "until": until},
+    ).fetchall()
 
 
 def daily_on(conn: psycopg.Connection, day: date, kpi: str | None = None) -> list[DailyValue]:

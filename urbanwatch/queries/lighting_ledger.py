@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 import psycopg
 from psycopg.rows import class_row
 
-from urbanwatch.queries.kpi import _CACHES, Fact, _scoped
+from urbanwatch.queries.kpi import _CACHES, Fact, _scoped, fact_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +87,7 @@ def facilities(conn: psycopg.Connection, districts: Sequence[str] | None) -> lis
     """Functional facilities (landscape lighting left out, docs/domain.md §4.4)."""
 
     def fetch(wanted: Sequence[str] | None) -> list[FacilityFact]:
-        with conn.cursor(row_factory=class_row(FacilityFact)) as cur:
-            return cur.execute(FACILITIES, {"districts": _list(wanted)}).fetchall()
+        return fact_rows(conn, FacilityFact, FACILITIES, {"districts": _list(wanted)})
 
     return _scoped(conn, "lighting_facilities", districts, fetch)
 
@@ -102,8 +101,7 @@ ORDER BY segment_id"""
 
 def segments(conn: psycopg.Connection, districts: Sequence[str] | None) -> list[SegmentFact]:
     def fetch(wanted: Sequence[str] | None) -> list[SegmentFact]:
-        with conn.cursor(row_factory=class_row(SegmentFact)) as cur:
-            return cur.execute(SEGMENTS, {"districts": _list(wanted)}).fetchall()
+        return fact_rows(conn, SegmentFact, SEGMENTS, {"districts": _list(wanted)})
 
     return _scoped(conn, "lighting_segments", districts, fetch)
 
@@ -120,8 +118,7 @@ ORDER BY opened_at"""
 
 def faults(conn: psycopg.Connection, start: datetime, end: datetime) -> list[FaultFact]:
     """Lamp alarms open at some instant of [start, end)."""
-    with conn.cursor(row_factory=class_row(FaultFact)) as cur:
-        return cur.execute(FAULTS, {"start": start, "end": end}).fetchall()
+    return fact_rows(conn, FaultFact, FAULTS, {"start": start, "end": end})
 
 
 SAMPLES = """SELECT DISTINCT ON (device_id) device_id, active_power_w, light_state_pct
@@ -149,8 +146,7 @@ def samples(
     key = ("lighting_samples", at, lookback)
     if key not in cache:
         params = {"at": at, "since": at - lookback}
-        with conn.cursor(row_factory=class_row(SampleFact)) as cur:
-            cache[key] = [{s.device_id: s for s in cur.execute(SAMPLES_ALL, params)}]
+        cache[key] = [{s.device_id: s for s in fact_rows(conn, SampleFact, SAMPLES_ALL, params)}]
     (found,) = cache[key]
     return {d: found[d] for d in devices if d in found}
 
