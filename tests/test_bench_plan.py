@@ -7,6 +7,7 @@ import json
 
 from bench import plan, report
 from tests.conftest import ADMIN_URL
+from urbanwatch.plan.values import FAMILIES
 
 
 def test_plan_bench_runs_and_writes_every_field(tmp_path):
@@ -34,13 +35,20 @@ def test_plan_bench_runs_and_writes_every_field(tmp_path):
     made = doc["report"]
     assert made["text"]["runs"] == made["xlsx"]["runs"] == 1
     assert made["text_lines"] > 10 and made["xlsx_bytes"] > 0
-    changed = doc["endpoints_after_change"]  # each request after a ledger edit: no cache
-    assert set(changed) == {"GET /targets", "GET /targets/{id}", "GET /kpis/{key}", "GET /feed",
-                            "all"}  # fmt: skip
-    for name, figures in changed.items():
-        assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"], name
+    # each cached endpoint's first request after a change to one input family (then to
+    # every family at once): the cache's miss path; "all" pools them
+    changed = doc["endpoints_after_change"]
+    assert set(changed) == {*FAMILIES, "every family", "all"}
+    for family in (*FAMILIES, "every family"):
+        assert set(changed[family]) == {"GET /targets", "GET /targets/{id}", "GET /kpis/{key}",
+                                        "GET /feed", "all"}, family  # fmt: skip
+        for name, figures in changed[family].items():
+            assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"], (family, name)
+    # "all" pools the single families' samples ("every family" apart)
+    assert changed["all"]["max_ms"] == max(changed[family]["all"]["max_ms"] for family in FAMILIES)
     assert set(doc["met"]) == {"endpoints_p99", "endpoints_after_change_p99", "report"}
     assert doc["meta"]["commit"]
     section = "\n".join(report._plan(doc))  # latest.md's section from this JSON
     assert "## 6. Plan KPIs, targets and report: 3 days at 0.001 × city scale" in section
-    assert section.count("| GET /") == 6 + 4  # and each cached one after a change
+    # and each cached one after a change to each family and to every family
+    assert section.count("| GET /") == 6 + 4 * (len(FAMILIES) + 1)
