@@ -137,13 +137,15 @@ class AlertService:
     def _learn(self, ids: set[str]) -> bool:
         """Look up devices the engine has not met (registered since it started), in one
         query per batch; an id still unknown is asked about again after UNKNOWN_TTL_S.
-        True when some were found."""
+        True when some were found. An id with a NUL byte (a gateway's hostile element) is
+        never looked up: the query would raise DataError and end the engine's loop."""
         assert self.engine is not None
         known, now = self.engine.devices, time.monotonic()
         new = [
             d
             for d in ids
             if d not in known
+            and "\x00" not in d  # no device has one (PostgreSQL text cannot hold NUL)
             and self.engine.owns(d)
             and now - self._unknown.get(d, -UNKNOWN_TTL_S) >= UNKNOWN_TTL_S
         ]

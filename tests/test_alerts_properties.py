@@ -107,3 +107,25 @@ def test_any_message_leaves_the_engine_running_and_good_readings_counted(
         and set(probe[1::2]) == {"resolved"}
         and set(probe[2::2]) <= {"reopened"}
     )
+
+
+def test_a_gateway_element_with_a_nul_device_id_does_not_stop_the_engine(
+    conn, database_url, mqtt_url, topic_prefix
+) -> None:
+    """Found by the property above (1 run in 3): a gateway element whose device_id holds a NUL
+    byte made the engine look the id up, psycopg raised DataError and the engine's loop
+    ended. Now the id is never looked up, and the next reading is evaluated."""
+    register(conn, [("MH-P", "manhole")])
+    with (
+        running_engine(engine_settings(database_url, mqtt_url, topic_prefix)) as engine,
+        Publisher(mqtt_url) as pub,
+    ):
+        pub.publish(gateway_topic(topic_prefix, "gw-1"), [{"device_id": "MH-\x00", "ts": T0}])
+        pub.publish(
+            telemetry_topic(topic_prefix, "manhole", "MH-P"), {"ts": T0, "cover_open": True}
+        )
+        wait_for(lambda: engine.stats["messages"] == 2, what="both messages taken")
+        wait_for(
+            lambda: [e[2] for e in events(conn) if e[1] == "MH-P"] == ["opened"],
+            what="the probe's alert",
+        )
